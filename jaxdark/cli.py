@@ -1,0 +1,50 @@
+"""The ``jaxdark`` command: ``convert``, ``restore`` and ``demo`` subcommands.
+
+Each subcommand lives in its own module, which provides ``add_arguments(parser)``
+and ``run(args) -> int``; this file only wires them together. Errors a user can
+fix (bad files, bad values) are printed as one line, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from jaxdark.errors import JaxdarkError
+
+# subcommand -> (module, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "convert": ("jaxdark.convert_cli", "convert a PyTorch checkpoint to a jaxdark (orbax) one"),
+    "restore": ("jaxdark.restore_cli", "restore dark RAW files to sRGB images"),
+    "demo": ("jaxdark.demo", "restore a synthetic dark DNG scene and save a side-by-side"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with one subparser per subcommand."""
+    parser = argparse.ArgumentParser(prog="jaxdark", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        sp = sub.add_parser(name, help=help_text, description=help_text)
+        module = importlib.import_module(module_name)
+        module.add_arguments(sp)
+        sp.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``jaxdark`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except (JaxdarkError, FileNotFoundError, ValueError) as e:
+        print(f"jaxdark {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"jaxdark {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
