@@ -138,6 +138,8 @@ def _unpickle(data: bytes | io.BytesIO, source: str) -> tuple[Any, dict[str, _St
         obj = unpickler.load()
     except CheckpointError:
         raise
+    except EOFError:
+        raise CheckpointError(f"{source}: file is truncated (pickle ends early)") from None
     except Exception as e:  # malformed pickles raise many types
         raise CheckpointError(f"{source}: corrupt or unsupported pickle ({e})") from None
     return obj, unpickler.storages
@@ -171,15 +173,13 @@ def _read_zip(path: Path, raw: bytes) -> Any:
 
 def _read_legacy(path: Path, raw: bytes) -> Any:
     f = io.BytesIO(raw)
-    header = []
-    for _ in range(3):
-        value, _ = _unpickle(f, str(path))
-        header.append(value)
-    magic, protocol, sys_info = header
+    magic, _ = _unpickle(f, str(path))
     if magic != LEGACY_MAGIC:
         raise CheckpointError(f"{path}: not a PyTorch checkpoint (bad magic number)")
+    protocol, _ = _unpickle(f, str(path))
     if protocol != LEGACY_PROTOCOL:
         raise CheckpointError(f"{path}: unsupported legacy protocol version {protocol!r}")
+    sys_info, _ = _unpickle(f, str(path))
     little = not isinstance(sys_info, dict) or sys_info.get("little_endian", True)
     obj, storages = _unpickle(f, str(path))
     keys, _ = _unpickle(f, str(path))
