@@ -6,11 +6,17 @@ is ``rdb[1].dense_layers[3].conv`` here; the full table is in
 amplified black-level-corrected RGGB mosaic with H, W multiples of 32; output
 (B, H, W, 3) sRGB in [0, 1].
 
-Variants (constructor arguments; the default is the published model):
+Variants (constructor arguments; the default is the published model). GMACs are XLA's
+cost analysis of one frame (flops / 2) on the CPU backend; the paper reports 59.8 GMACs
+for the full Sony frame.
 
-| variant            | features | growth | dense_layers | params  | GMACs 4K (2144x3840) |
-|--------------------|----------|--------|--------------|---------|----------------------|
-| reference (default)| 64       | 32     | (4, 5, 5)    | 784,768 | see benchmarks/      |
+| variant   | features | growth | dense_layers | params    | GMACs 4K | GMACs Sony |
+|-----------|----------|--------|--------------|-----------|----------|------------|
+| reference | 64       | 32     | (4, 5, 5)    |   784,768 | 40.4     | 59.6       |
+| small     | 32       | 16     | (3, 3)       |   243,904 | 36.0     | 53.0       |
+| deep      | 64       | 32     | (5, 6, 6, 6) | 1,244,896 | 44.1     | 65.0       |
+
+4K is 2144x3840, Sony the full 2848x4256 frame.
 """
 
 from __future__ import annotations
