@@ -1,0 +1,1 @@
+"""Training data: the SID Sony dataset in TFDS (`sid`) and the grain pipeline (`pipeline`)."""
