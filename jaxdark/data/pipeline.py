@@ -1,0 +1,237 @@
+"""The grain input pipeline: per-process shards, Bayer-safe random crops and flips,
+amplification, batching, worker processes, and a checkpointable iterator.
+
+Order: source -> this process's shard (``records[process_index::process_count]``) ->
+shuffle (reshuffled every epoch) -> repeat forever -> random crop/flip/amplify (a
+per-record generator derived from ``seed``) -> batch -> optional worker processes.
+Everything is a function of ``seed`` and the record index, so a fixed seed gives the
+same batches, with or without workers, and the iterator's state (`get_state`) is a
+small dict saved with each checkpoint (see `jaxdark.checkpointing`).
+
+Crops start at offsets of the right parity so the crop's top-left 2x2 cell is R G / G B
+whatever the camera's CFA layout; a flipped crop is taken one pixel further on along
+the flipped axis, so after the flip the mosaic is again RGGB and the target is flipped
+with it (the reference's flips change the Bayer phase).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import grain
+import numpy as np
+
+MODEL_MULTIPLE = 32
+AMPLIFICATIONS = ("gt", "estimated")
+_R_POSITION = {"RGGB": (0, 0), "GRBG": (0, 1), "GBRG": (1, 0), "BGGR": (1, 1)}
+
+
+def red_position(cfa: str) -> tuple[int, int]:
+    """(row, col) of the red pixel in the 2x2 CFA cell ``cfa`` (raster order)."""
+    try:
+        return _R_POSITION[cfa]
+    except KeyError:
+        raise ValueError(
+            f"unsupported CFA layout {cfa!r}; expected one of {sorted(_R_POSITION)}"
+        ) from None
+
+
+def _start(rng: np.random.Generator, size: int, crop: int, parity: int) -> int | None:
+    """A uniform start in [0, size - crop] with the given parity, or None if none fits."""
+    count = (size - crop - parity) // 2 + 1
+    if size - crop - parity < 0 or count <= 0:
+        return None
+    return parity + 2 * int(rng.integers(count))
+
+
+def crop_and_flip(
+    mosaic: np.ndarray,
+    target: np.ndarray,
+    cfa: str,
+    crop_size: int,
+    rng: np.random.Generator,
+    hflip_prob: float = 0.5,
+    vflip_prob: float = 0.2,
+) -> tuple[np.ndarray, np.ndarray, tuple[int, int, bool, bool]]:
+    """A random ``crop_size`` square of ``mosaic`` (H, W) and ``target`` (H, W, C) whose
+    mosaic starts with an RGGB cell, flipped left-right / up-down with the given
+    probabilities. Returns the crops and (top, left, hflip, vflip) of the source window.
+    """
+    h, w = mosaic.shape
+    if target.shape[:2] != (h, w):
+        raise ValueError(f"target {target.shape[:2]} and mosaic {(h, w)} differ in size")
+    if crop_size > h or crop_size > w:
+        raise ValueError(f"crop_size {crop_size} is larger than the image ({h}x{w})")
+    ry, rx = red_position(cfa)
+    vflip = bool(rng.random() < vflip_prob)
+    hflip = bool(rng.random() < hflip_prob)
+    # Unflipped: the window starts on the red row/column. Flipped: it ends on one, so
+    # its last row/column (which becomes the first) is red.
+    top = _start(rng, h, crop_size, 1 - ry if vflip else ry)
+    if top is None:  # no room for the shifted window: do not flip
+        vflip, top = False, _start(rng, h, crop_size, ry)
+    left = _start(rng, w, crop_size, 1 - rx if hflip else rx)
+    if left is None:
+        hflip, left = False, _start(rng, w, crop_size, rx)
+    if top is None or left is None:
+        raise ValueError(
+            f"crop_size {crop_size} does not fit a {h}x{w} {cfa} mosaic at the Bayer phase"
+        )
+    m = mosaic[top : top + crop_size, left : left + crop_size]
+    t = target[top : top + crop_size, left : left + crop_size]
+    if vflip:
+        m, t = m[::-1], t[::-1]
+    if hflip:
+        m, t = m[:, ::-1], t[:, ::-1]
+    return np.ascontiguousarray(m), np.ascontiguousarray(t), (top, left, hflip, vflip)
+
+
+def normalise(mosaic: np.ndarray, black_level: np.ndarray, white_level: float) -> np.ndarray:
+    """``max(raw - black, 0) / (white - black)`` as float32, black per 2x2 position."""
+    black = np.tile(np.asarray(black_level, np.float32), (mosaic.shape[0] // 2 + 1,
+                                                          mosaic.shape[1] // 2 + 1))  # fmt: skip
+    black = black[: mosaic.shape[0], : mosaic.shape[1]]
+    x = np.maximum(mosaic.astype(np.float32) - black, 0.0)
+    return x / (np.float32(white_level) - black)
+
+
+def estimated_amplification(x: np.ndarray, brightness: float) -> float:
+    """``jaxdark.amplifier.estimate_amplification`` of a normalised frame, on the CPU."""
+    import jax  # noqa: PLC0415
+
+    from jaxdark.amplifier import estimate_amplification  # noqa: PLC0415
+
+    with jax.default_device(jax.local_devices(backend="cpu")[0]):
+        return float(estimate_amplification(x, brightness))
+
+
+@dataclasses.dataclass(frozen=True)
+class CropAmplify(grain.transforms.RandomMap):
+    """A joined SID record -> ``{"input": (c, c, 1), "target": (c, c, 3), "amplification"}``.
+
+    ``input`` is the normalised crop times the amplification: the exposure ratio
+    (``"gt"``) or the factor estimated from the whole normalised frame with brightness
+    ``m`` (``"estimated"``), not clipped, as in the reference. ``target`` is the
+    16-bit ground truth / 65535.
+    """
+
+    crop_size: int
+    amplification: str = "gt"
+    brightness: float = 5.0
+    hflip_prob: float = 0.5
+    vflip_prob: float = 0.2
+
+    def __post_init__(self):
+        if self.amplification not in AMPLIFICATIONS:
+            raise ValueError(
+                f"amplification must be one of {AMPLIFICATIONS}, got {self.amplification!r}"
+            )
+        if self.crop_size <= 0 or self.crop_size % MODEL_MULTIPLE:
+            raise ValueError(
+                f"crop_size must be a positive multiple of {MODEL_MULTIPLE}, got {self.crop_size}"
+            )
+
+    def random_map(self, element: dict, rng: np.random.Generator) -> dict:
+        mosaic, target = element["mosaic"], element["target"]
+        try:
+            m, t, _ = crop_and_flip(
+                mosaic, target, element["cfa"], self.crop_size, rng, self.hflip_prob,
+                self.vflip_prob,
+            )  # fmt: skip
+        except ValueError as e:
+            raise ValueError(f"{element.get('short_file', 'record')}: {e}") from None
+        black, white = element["black_level"], element["white_level"]
+        if self.amplification == "gt":
+            amp = float(element["ratio"])
+        else:
+            amp = estimated_amplification(normalise(mosaic, black, white), self.brightness)
+        x = normalise(m, black, white) * np.float32(amp)
+        return {
+            "input": x[..., None].astype(np.float32),
+            "target": (t.astype(np.float32) / np.float32(65535.0)),
+            "amplification": np.float32(amp),
+        }
+
+
+def _worker_init(worker_index: int, worker_count: int) -> None:
+    """Keep JAX in data workers on the CPU (never claim the host's GPU/TPU)."""
+    del worker_index, worker_count
+    os.environ["JAX_PLATFORMS"] = "cpu"
+    try:
+        import jax  # noqa: PLC0415
+
+        jax.config.update("jax_platforms", "cpu")
+    except Exception:  # noqa: BLE001 - backends already initialised; nothing to do
+        pass
+
+
+def local_batch_size(global_batch_size: int, process_count: int) -> int:
+    """This process's share of the global batch."""
+    if global_batch_size <= 0 or global_batch_size % process_count:
+        raise ValueError(
+            f"batch_size {global_batch_size} must be a positive multiple of the number of "
+            f"processes ({process_count})"
+        )
+    return global_batch_size // process_count
+
+
+def make_dataset(
+    source: Any,
+    *,
+    global_batch_size: int,
+    crop_size: int,
+    seed: int,
+    amplification: str = "gt",
+    brightness: float = 5.0,
+    hflip_prob: float = 0.5,
+    vflip_prob: float = 0.2,
+    worker_count: int = 0,
+    worker_buffer_size: int = 2,
+    read_threads: int = 4,
+    prefetch_batches: int = 4,
+    process_index: int | None = None,
+    process_count: int | None = None,
+) -> grain.IterDataset:
+    """The infinite training stream of this process's batches (see module docstring).
+
+    ``source`` is a random-access source of joined records (`jaxdark.data.sid.SIDPairs`).
+    Each process yields ``global_batch_size / process_count`` examples per batch;
+    process index and count default to JAX's.
+    """
+    if process_index is None or process_count is None:
+        import jax  # noqa: PLC0415
+
+        process_index, process_count = jax.process_index(), jax.process_count()
+    batch = local_batch_size(global_batch_size, process_count)
+    transform = CropAmplify(crop_size, amplification, brightness, hflip_prob, vflip_prob)
+    ds = grain.MapDataset.source(source)[process_index::process_count]
+    if len(ds) == 0:
+        raise ValueError(
+            f"process {process_index} of {process_count} has no training records "
+            f"(the split has {len(source)})"
+        )
+    ds = ds.shuffle(seed=seed).repeat(None).random_map(transform, seed=seed)
+    ds = ds.batch(batch, drop_remainder=True)
+    read = grain.ReadOptions(num_threads=read_threads, prefetch_buffer_size=prefetch_batches)
+    it_ds = ds.to_iter_dataset(read_options=read)
+    if worker_count > 0:
+        from absl import flags  # noqa: PLC0415
+
+        if not flags.FLAGS.is_parsed():  # grain reads its absl flags (defaults suffice)
+            flags.FLAGS.mark_as_parsed()
+        it_ds = it_ds.mp_prefetch(
+            grain.MultiprocessingOptions(
+                num_workers=worker_count, per_worker_buffer_size=worker_buffer_size
+            ),
+            worker_init_fn=_worker_init,
+        )
+    return it_ds
+
+
+def make_iterator(source: Any, **kwargs) -> Iterator[dict[str, np.ndarray]]:
+    """``iter(make_dataset(source, **kwargs))``: a grain ``DatasetIterator`` with
+    ``get_state()`` / ``set_state()``."""
+    return iter(make_dataset(source, **kwargs))
