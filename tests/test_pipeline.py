@@ -136,19 +136,17 @@ def test_same_seed_same_batches_and_state_resumes(tfds_dir):
     assert _equal(first[4:], _take(resumed, 3))
 
 
-def test_process_shards_are_disjoint(tfds_dir):
+def test_process_shares_make_up_the_single_process_batches(tfds_dir):
     source = sid.SIDPairs("train", tfds_dir)
-    seen = []
-    for p in range(2):
-        it = make_iterator(
-            source, global_batch_size=2, crop_size=32, seed=0, process_index=p, process_count=2
-        )
-        amps = {float(a) for b in _take(it, 6) for a in b["amplification"]}
-        seen.append(amps)
-    # train ratios: process 0 gets records 0, 2, 4; process 1 gets records 1, 3
-    ratios = [float(source[i]["ratio"]) for i in range(len(source))]
-    assert seen[0] == {ratios[i] for i in (0, 2, 4)}
-    assert seen[1] == {ratios[i] for i in (1, 3)}
+    kw = dict(global_batch_size=4, crop_size=32, seed=2)
+    whole = _take(make_iterator(source, process_index=0, process_count=1, **kw), 4)
+    parts = [
+        _take(make_iterator(source, process_index=p, process_count=2, **kw), 4) for p in (0, 1)
+    ]
+    for b, full in enumerate(whole):
+        for k in full:
+            assert parts[0][b][k].shape[0] == 2
+            np.testing.assert_array_equal(np.concatenate([parts[0][b][k], parts[1][b][k]]), full[k])
 
 
 @pytest.mark.slow

@@ -1,12 +1,18 @@
 """The grain input pipeline: per-process shards, Bayer-safe random crops and flips,
 amplification, batching, worker processes, and a checkpointable iterator.
 
-Order: source -> this process's shard (``records[process_index::process_count]``) ->
-shuffle (reshuffled every epoch) -> repeat forever -> random crop/flip/amplify (a
-per-record generator derived from ``seed``) -> batch -> optional worker processes.
-Everything is a function of ``seed`` and the record index, so a fixed seed gives the
-same batches, with or without workers, and the iterator's state (`get_state`) is a
-small dict saved with each checkpoint (see `jaxdark.checkpointing`).
+Order: source -> shuffle (reshuffled every epoch) -> repeat forever -> random
+crop/flip/amplify (a generator per position in the stream, derived from ``seed``) ->
+this process's share of every global batch -> batch -> optional worker processes.
+
+Sharding: global batch ``b`` is stream elements ``[b*B, (b+1)*B)``; process ``p`` of
+``P`` reads and prepares only its block ``[b*B + p*B/P, b*B + (p+1)*B/P)``, which
+`jax.make_array_from_process_local_data` places on its devices. So every record is
+read by one process only, and the global batches are the same for any number of
+processes (a 2-host run sees exactly the batches of a 1-host run). Everything is a
+function of ``seed`` and the stream position: a fixed seed gives the same batches, with
+or without workers, and the iterator's state (`get_state`) is a small dict saved with
+each checkpoint (see `jaxdark.checkpointing`).
 
 Crops start at offsets of the right parity so the crop's top-left 2x2 cell is R G / G B
 whatever the camera's CFA layout; a flipped crop is taken one pixel further on along
@@ -156,6 +162,29 @@ class CropAmplify(grain.transforms.RandomMap):
         }
 
 
+class _ProcessShare(grain.MapDataset):
+    """Element ``j`` of this process: element ``b*B + p*L + r`` of the global stream,
+    where ``b, r = divmod(j, L)``, ``B`` the global and ``L = B/P`` the local batch."""
+
+    def __init__(self, parent, global_batch: int, local_batch: int, process_index: int):
+        super().__init__(parent)
+        self._global = global_batch
+        self._local = local_batch
+        self._offset = process_index * local_batch
+
+    def __len__(self) -> int:
+        return len(self._parents[0]) // self._global * self._local
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return self.slice(index)
+        b, r = divmod(int(index), self._local)
+        return self._parents[0][b * self._global + self._offset + r]
+
+    def __str__(self) -> str:
+        return f"ProcessShare(global={self._global}, local={self._local}, at={self._offset})"
+
+
 def _worker_init(worker_index: int, worker_count: int) -> None:
     """Keep JAX in data workers on the CPU (never claim the host's GPU/TPU)."""
     del worker_index, worker_count
@@ -195,7 +224,8 @@ def make_dataset(
     process_index: int | None = None,
     process_count: int | None = None,
 ) -> grain.IterDataset:
-    """The infinite training stream of this process's batches (see module docstring).
+    """The infinite stream of this process's share of each global batch (see the
+    module docstring).
 
     ``source`` is a random-access source of joined records (`jaxdark.data.sid.SIDPairs`).
     Each process yields ``global_batch_size / process_count`` examples per batch;
@@ -207,13 +237,11 @@ def make_dataset(
         process_index, process_count = jax.process_index(), jax.process_count()
     batch = local_batch_size(global_batch_size, process_count)
     transform = CropAmplify(crop_size, amplification, brightness, hflip_prob, vflip_prob)
-    ds = grain.MapDataset.source(source)[process_index::process_count]
-    if len(ds) == 0:
-        raise ValueError(
-            f"process {process_index} of {process_count} has no training records "
-            f"(the split has {len(source)})"
-        )
-    ds = ds.shuffle(seed=seed).repeat(None).random_map(transform, seed=seed)
+    if len(source) == 0:
+        raise ValueError("the training split has no records")
+    ds = grain.MapDataset.source(source).shuffle(seed=seed).repeat(None)
+    ds = ds.random_map(transform, seed=seed)
+    ds = _ProcessShare(ds, global_batch_size, batch, process_index)
     ds = ds.batch(batch, drop_remainder=True)
     read = grain.ReadOptions(num_threads=read_threads, prefetch_buffer_size=prefetch_batches)
     it_ds = ds.to_iter_dataset(read_options=read)
