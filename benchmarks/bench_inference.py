@@ -1,0 +1,491 @@
+"""Inference benchmark: jaxdark's fast path against our PyTorch reference, one table.
+
+    python -m benchmarks.bench_inference [--size 4k|sony|HxW] [--repeats N] [--smoke]
+                                         [--weights PATH] [--amp-size HxW]
+
+Prints one Markdown table: the machine; parameter count; GMACs per frame from XLA's cost
+analysis at 4K (2144x3840) and the full Sony frame (2848x4256); the restore time of
+jaxdark's fast path (`jaxdark.inference`), of the plain jitted NNX model and of our
+PyTorch reference (`convert_weights.reference_torch`) on the same input in the same
+process, runs interleaved (one of each per round) so that load from other processes
+hits all of them alike, medians after one warm-up run; their ratio; the largest
+difference between the fast path and the model; peak host memory; the amplifier's time
+on a 12 MP frame against a plain NumPy rendering of the reference algorithm; and, when
+JAX sees a GPU, frames per second at 4K in float32 and bfloat16 with the bfloat16 error
+and peak GPU memory. ``--smoke`` runs everything at 256x256 with one repeat (for CI).
+
+Weights: ``--weights``, else $JAXDARK_OFFICIAL_WEIGHTS, else ../shared/official/weights.pth
+from the repository root; without a checkpoint a freshly initialised network is timed
+(speed does not depend on the weights) and the table says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+SIZES = {"4k": (2144, 3840), "sony": (2848, 4256)}
+SMOKE_SIZE = (256, 256)
+AMP_SIZE = (2848, 4256)  # the Sony a7S II mosaic: 12.1 MP
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_WEIGHTS = REPO_ROOT.parent / "shared" / "official" / "weights.pth"
+PARITY_TOL = 1e-5  # fast path vs model, float32
+BF16_TOL = 2.0 / 255.0  # bfloat16 vs float32 target on GPU
+
+Row = tuple[str, str, str]
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'4k', 'sony' or 'HxW' (multiples of 32) -> (H, W)."""
+    key = text.strip().lower()
+    if key in SIZES:
+        return SIZES[key]
+    try:
+        h, w = (int(v) for v in key.split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"size must be 4k, sony or HxW such as 512x768, got {text!r}"
+        ) from None
+    if h <= 0 or w <= 0 or h % 32 or w % 32:
+        raise argparse.ArgumentTypeError(f"height and width must be multiples of 32, got {h}x{w}")
+    return h, w
+
+
+def parse_area(text: str) -> tuple[int, int]:
+    """'HxW' (any positive sides) -> (H, W)."""
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must look like 2848x4256, got {text!r}") from None
+    if h <= 0 or w <= 0:
+        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
+    return h, w
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (or the platform's processor string)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def available_cores() -> int:
+    """Cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _proc_status_kib(field: str) -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def peak_rss_growth(fn: Callable[[], object]) -> float | None:
+    """MiB the resident set grows above its level before ``fn()`` at its peak (Linux only).
+
+    Resets the kernel's peak-RSS mark (``/proc/self/clear_refs``), runs ``fn`` once and
+    reads the new peak. None where the kernel does not allow it.
+    """
+    before = _proc_status_kib("VmRSS")
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return None
+    result = fn()
+    peak = _proc_status_kib("VmHWM")
+    del result
+    if before is None or peak is None:
+        return None
+    return max(0.0, (peak - before) / 1024.0)
+
+
+def time_interleaved(
+    fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 1
+) -> dict[str, list[float]]:
+    """Seconds per call of each function, calls interleaved round by round."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def median(values: list[float]) -> float:
+    """Median of a non-empty list."""
+    return float(np.median(np.asarray(values)))
+
+
+def fmt_s(seconds: float) -> str:
+    """Seconds, or milliseconds below one second."""
+    return f"{seconds:.3f} s" if seconds >= 1.0 else f"{seconds * 1e3:.1f} ms"
+
+
+def reference_amplification_numpy(x: np.ndarray, m: float = 1.0) -> float:
+    """The reference amplifier (ARCHITECTURE.md section 5), written plainly in NumPy.
+
+    One boolean mask per histogram bin, sums in float64, cast to float32, clipped.
+    """
+    edges = ((2.0 ** np.linspace(0.0, 8.0, 128) - 1.0) / 255.0).astype(np.float32)
+    weights = 10.0 ** np.linspace(0.0, 5.0, 127)
+    weights = (weights / weights.max())[::-1].astype(np.float32)
+    w = np.zeros_like(x, dtype=np.float32)
+    for i in range(127):
+        w[(x >= edges[i]) & (x < edges[i + 1])] = weights[i]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a = np.sum(w, dtype=np.float64) * 0.01 * m / np.sum(x * w, dtype=np.float64)
+    return float(np.clip(np.float32(a), 1.0, 300.0))
+
+
+def find_weights(arg: str | None) -> Path | None:
+    """The checkpoint to load, or None to time a freshly initialised network."""
+    if arg:
+        path = Path(arg)
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no such checkpoint")
+        return path
+    env = os.environ.get("JAXDARK_OFFICIAL_WEIGHTS")
+    path = Path(env) if env else DEFAULT_WEIGHTS
+    return path if path.exists() else None
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def gmacs(lowered_fn: Callable, *args) -> float:
+    """GMACs (= flops / 2 / 1e9) of a jitted function from XLA's compiled cost analysis."""
+    analysis = lowered_fn.lower(*args).compile().cost_analysis()
+    if isinstance(analysis, list | tuple):  # older jax returned one dict per device
+        analysis = analysis[0]
+    return float(analysis["flops"]) / 2e9
+
+
+def complexity_rows(model, folded) -> list[Row]:
+    """Parameter count and GMACs per frame at 4K and at the Sony full frame."""
+    import jax
+    import jax.numpy as jnp
+
+    from jaxdark.inference import apply_folded
+    from jaxdark.model import count_params
+
+    model_fn = jax.jit(lambda m, v: m(v))
+    rows: list[Row] = [("parameters", f"{count_params(model):,}", "paper: 0.78 M (784,768)")]
+    for label, (h, w) in (("4K", SIZES["4k"]), ("Sony full frame", SIZES["sony"])):
+        spec = jax.ShapeDtypeStruct((1, h, w, 1), jnp.float32)
+        ref = gmacs(model_fn, model, spec)
+        fast = gmacs(apply_folded, folded, spec)
+        note = "XLA cost analysis of the model (flops / 2)"
+        if label == "Sony full frame":
+            note += "; paper: 59.8"
+        rows.append((f"GMACs per frame, {label} ({h}x{w})", f"{ref:.2f}", note))
+        rows.append(
+            (
+                f"GMACs executed by the fast path, {label}",
+                f"{fast:.2f}",
+                "block-diagonal and space-to-depth kernels do extra (zero) work",
+            )
+        )
+    return rows
+
+
+def restore_rows(model, folded, state_dict, size, repeats: int) -> tuple[list[Row], float]:
+    """Interleaved restore timings, their ratio, parity and memory."""
+    import jax
+    import jax.numpy as jnp
+
+    from jaxdark.inference import apply_folded
+
+    h, w = size
+    x = np.random.default_rng(0).random((1, h, w, 1), dtype=np.float32)
+    xj = jax.device_put(jnp.asarray(x))
+    model_fn = jax.jit(lambda m, v: m(v))
+    fns: dict[str, Callable[[], object]] = {
+        "fast": lambda: apply_folded(folded, xj).block_until_ready(),
+        "model": lambda: model_fn(model, xj).block_until_ready(),
+    }
+    torch_note = ""
+    try:
+        import torch
+
+        from convert_weights.reference_torch import reference_from_state_dict
+
+        net = reference_from_state_dict(state_dict)
+        xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+        torch_threads = torch.get_num_threads()
+
+        def run_torch():
+            with torch.inference_mode():
+                return net(xt)
+
+        fns["torch"] = run_torch
+        torch_note = f"torch {torch.__version__}, {torch_threads} threads"
+    except ImportError as e:
+        torch_note = f"not measured ({e})"
+
+    times = time_interleaved(fns, repeats)
+    t_fast, t_model = median(times["fast"]), median(times["model"])
+    n = f"median of {repeats} after warm-up, interleaved"
+    rows: list[Row] = [
+        ("jaxdark restore, fast path (jaxdark.inference)", fmt_s(t_fast), n),
+        ("jaxdark restore, plain NNX model (jit)", fmt_s(t_model), n),
+    ]
+    if "torch" in times:
+        t_torch = median(times["torch"])
+        rows.append(("PyTorch reference restore", fmt_s(t_torch), f"{n}; {torch_note}"))
+        rows.append(
+            (
+                "ratio jaxdark fast / PyTorch",
+                f"{t_fast / t_torch:.2f}",
+                f"target <= 0.90; plain model / PyTorch: {t_model / t_torch:.2f}",
+            )
+        )
+    else:
+        rows.append(("PyTorch reference restore", "n/a", torch_note))
+
+    diff = float(jnp.max(jnp.abs(apply_folded(folded, xj) - model_fn(model, xj))))
+    verdict = "ok" if diff <= PARITY_TOL else "EXCEEDS"
+    bound = f"{verdict} (bound {PARITY_TOL:g})"
+    rows.append(("max abs diff, fast path vs model, float32", f"{diff:.2e}", bound))
+    if "torch" in times:
+        ref = fns["torch"]().numpy().transpose(0, 2, 3, 1)
+        tdiff = float(np.max(np.abs(np.asarray(apply_folded(folded, xj)) - ref)))
+        rows.append(("max abs diff, fast path vs PyTorch, float32", f"{tdiff:.2e}", ""))
+
+    # Memory: how far the resident set rises above its warm level during one restore.
+    for key, label in (("fast", "jaxdark fast path"), ("torch", "PyTorch reference")):
+        if key in fns:
+            grow = peak_rss_growth(fns[key])
+            value = "n/a" if grow is None else f"{grow:.0f} MiB"
+            label = f"peak host RSS growth during one restore, {label}"
+            rows.append((label, value, "after warm-up"))
+    compiled = apply_folded.lower(folded, xj).compile()
+    mem = compiled.memory_analysis()
+    if mem is not None:
+        total = (
+            mem.temp_size_in_bytes + mem.argument_size_in_bytes + mem.output_size_in_bytes
+        ) / 2**20
+        rows.append(
+            (
+                "XLA buffers of the fast path (args + temps + output)",
+                f"{total:.0f} MiB",
+                f"temps {mem.temp_size_in_bytes / 2**20:.0f} MiB",
+            )
+        )
+    hwm = _proc_status_kib("VmHWM")
+    if hwm is not None:
+        rows.append(("process RSS peak", f"{hwm / 1024:.0f} MiB", "whole benchmark so far"))
+    return rows, diff
+
+
+def amplifier_rows(size: tuple[int, int], repeats: int) -> list[Row]:
+    """jaxdark.amplifier against the NumPy reference loop on one frame."""
+    h, w = size
+    rng = np.random.default_rng(1)
+    # A dark frame: most pixels near black, a few bright ones (and some >= 1).
+    x = (rng.random((h, w), dtype=np.float32) ** 6 * 1.05).astype(np.float32)
+    mp = h * w / 1e6
+    try:
+        import jax
+
+        from jaxdark.amplifier import estimate_amplification
+    except ImportError as e:
+        return [(f"amplifier, {mp:.1f} MP", "n/a", f"jaxdark.amplifier not available ({e})")]
+    xj = jax.device_put(x)
+    result: dict[str, float] = {}
+
+    def run_jax():
+        result["jax"] = float(estimate_amplification(xj, 5.0))
+
+    def run_numpy():
+        result["numpy"] = reference_amplification_numpy(x, 5.0)
+
+    times = time_interleaved({"jax": run_jax, "numpy": run_numpy}, max(repeats, 3))
+    rel = abs(result["jax"] - result["numpy"]) / result["numpy"]
+    n = f"median of {max(repeats, 3)}, {h}x{w}"
+    return [
+        (f"amplifier, jaxdark ({mp:.1f} MP)", fmt_s(median(times["jax"])), f"{n}; target <= 50 ms"),
+        (
+            f"amplifier, NumPy reference loop ({mp:.1f} MP)",
+            fmt_s(median(times["numpy"])),
+            f"{n}; factors {result['jax']:.4f} vs {result['numpy']:.4f} (rel. diff {rel:.1e})",
+        ),
+    ]
+
+
+def gpu_rows(model, state_dict, repeats: int) -> list[Row]:
+    """Frames per second at 4K in float32 and bfloat16, bf16 error, peak GPU memory."""
+    import jax
+    import jax.numpy as jnp
+
+    from jaxdark.inference import apply_folded, fold_params
+
+    dev = jax.devices()[0]
+    h, w = SIZES["4k"]
+    x = jax.device_put(
+        jnp.asarray(np.random.default_rng(0).random((1, h, w, 1), dtype=np.float32)), dev
+    )
+    n = max(20, 10 * repeats)
+
+    def fps(fn) -> float:
+        for _ in range(3):
+            fn().block_until_ready()
+        t0 = time.perf_counter()
+        for _ in range(n):
+            out = fn()
+        out.block_until_ready()
+        return n / (time.perf_counter() - t0)
+
+    def peak_mib() -> str:
+        stats = dev.memory_stats() or {}
+        peak = stats.get("peak_bytes_in_use")
+        return "n/a" if peak is None else f"{peak / 2**20:.0f} MiB"
+
+    f32 = fold_params(model)
+    rows: list[Row] = [("GPU", dev.device_kind, f"{jax.default_backend()}, batch 1, {n} frames")]
+    fps32 = fps(lambda: apply_folded(f32, x))
+    y32 = apply_folded(f32, x)
+    rows.append(("GPU fps at 4K, float32, fast path", f"{fps32:.1f}", "target >= 120"))
+    rows.append(("peak GPU memory after float32 runs", peak_mib(), "target <= 1 GiB"))
+    model_fn = jax.jit(lambda m, v: m(v))
+    ym = model_fn(model, x)
+    rows.append(
+        (
+            "GPU max abs diff, fast path vs model, float32",
+            f"{float(jnp.max(jnp.abs(y32 - ym))):.2e}",
+            "XLA default precision on both",
+        )
+    )
+    del ym
+    bf = fold_params(model, jnp.bfloat16)
+    fps16 = fps(lambda: apply_folded(bf, x))
+    y16 = apply_folded(bf, x)
+    d16 = float(jnp.max(jnp.abs(y16.astype(jnp.float32) - y32)))
+    rows.append(("GPU fps at 4K, bfloat16, fast path", f"{fps16:.1f}", "target >= 250"))
+    rows.append(
+        ("GPU max abs diff, bfloat16 vs float32", f"{d16:.4f}", f"target <= {BF16_TOL:.4f} (2/255)")
+    )
+    rows.append(("peak GPU memory after all runs", peak_mib(), "process-wide peak"))
+    for name, folded in (("float32", f32), ("bfloat16", bf)):
+        mem = apply_folded.lower(folded, x).compile().memory_analysis()
+        if mem is not None:
+            total = mem.temp_size_in_bytes + mem.argument_size_in_bytes + mem.output_size_in_bytes
+            rows.append((f"XLA GPU buffers, {name}", f"{total / 2**20:.0f} MiB", "args+temps+out"))
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            from convert_weights.reference_torch import reference_from_state_dict
+
+            net = reference_from_state_dict(state_dict).cuda()
+            xt = torch.from_numpy(np.asarray(x).transpose(0, 3, 1, 2).copy()).cuda()
+            with torch.inference_mode():
+                for _ in range(3):
+                    net(xt)
+                torch.cuda.synchronize()
+                t0 = time.perf_counter()
+                for _ in range(n):
+                    net(xt)
+                torch.cuda.synchronize()
+            torch_fps = n / (time.perf_counter() - t0)
+            rows.append(("GPU fps at 4K, PyTorch reference, float32", f"{torch_fps:.1f}", ""))
+    except ImportError:
+        pass
+    return rows
+
+
+# --------------------------------------------------------------------------- main
+
+
+def print_table(title: str, rows: list[Row]) -> None:
+    """One Markdown table."""
+    print(title)
+    print("| quantity | value | notes |")
+    print("|---|---|---|")
+    for q, v, n in rows:
+        print(f"| {q} | {v} | {n} |")
+    sys.stdout.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: parse flags, run the benchmark, print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=parse_size, default=SIZES["4k"], help="4k, sony or HxW")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per engine (>= 1)")
+    parser.add_argument("--smoke", action="store_true", help="256x256, 1 repeat (for CI)")
+    parser.add_argument("--weights", default=None, help="checkpoint (.pth or converted)")
+    parser.add_argument("--amp-size", type=parse_area, default=AMP_SIZE, help="amplifier frame HxW")
+    args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error(f"--repeats must be >= 1, got {args.repeats}")
+    size, repeats, amp_size = args.size, args.repeats, args.amp_size
+    if args.smoke:
+        size, repeats, amp_size = SMOKE_SIZE, 1, SMOKE_SIZE
+
+    import jax
+
+    from jaxdark.convert import create_model, load_model, params_to_state_dict
+    from jaxdark.errors import JaxdarkError
+    from jaxdark.inference import fold_params
+
+    try:
+        weights = find_weights(args.weights)
+        model = load_model(weights) if weights else create_model(seed=0)
+    except (JaxdarkError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    folded = fold_params(model)
+    state_dict = {k: np.array(v) for k, v in params_to_state_dict(model).items()}  # writable
+
+    backend = jax.default_backend()
+    rows: list[Row] = [
+        (
+            "machine",
+            f"{cpu_model()}, {available_cores()} cores",
+            f"jax {jax.__version__} ({backend}: {jax.devices()[0].device_kind}), "
+            f"XLA:CPU threads = cores available",
+        ),
+        ("input", f"1x{size[0]}x{size[1]}", "random mosaic in [0, 1), device-resident"),
+        ("weights", str(weights) if weights else "random init (no checkpoint found)", ""),
+    ]
+    rows += complexity_rows(model, folded)
+    restore, diff = restore_rows(model, folded, state_dict, size, repeats)
+    rows += restore
+    rows += amplifier_rows(amp_size, repeats)
+    if backend in ("gpu", "cuda", "rocm"):
+        rows += gpu_rows(model, state_dict, repeats)
+    else:
+        rows.append(("GPU", "not present", "GPU rows (fps fp32/bf16, GPU memory) need a GPU"))
+    title = f"jaxdark inference benchmark: {size[0]}x{size[1]}, {repeats} repeat(s)" + (
+        " (smoke)" if args.smoke else ""
+    )
+    print_table(title, rows)
+    return 0 if diff <= PARITY_TOL else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
