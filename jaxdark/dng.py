@@ -62,6 +62,7 @@ def write_dng(
     make: str = "jaxdark",
     model: str = "Synthetic Bayer",
     as_shot_neutral: Sequence[float] = (0.5, 1.0, 0.7),
+    color_matrix: Sequence[Sequence[float]] = _XYZ_TO_CAMERA,
 ) -> Path:
     """Write ``raw`` as an uncompressed DNG and return its path.
 
@@ -77,6 +78,7 @@ def write_dng(
       white_level: saturation value of the sensor data.
       make, model: what rawpy reports as the camera.
       as_shot_neutral: white balance of the shot (camera RGB of a neutral).
+      color_matrix: DNG ColorMatrix1, XYZ (D65) to camera RGB, 3x3.
     """
     raw = np.asarray(raw)
     if raw.dtype != np.uint16:
@@ -105,7 +107,7 @@ def write_dng(
         (50707, "B", 4, (1, 1, 0, 0), True),  # DNGBackwardVersion
         (50708, "s", 0, f"{make} {model}", True),  # UniqueCameraModel
         (50717, "I", 1, int(white_level), True),  # WhiteLevel
-        (50721, "2i", 9, _srational([v for r in _XYZ_TO_CAMERA for v in r]), True),
+        (50721, "2i", 9, _srational([v for r in color_matrix for v in r]), True),
         (50778, "H", 1, 21, True),  # CalibrationIlluminant1: D65
         (50728, "2I", 3, _rational(as_shot_neutral), True),  # AsShotNeutral
     ]

@@ -227,6 +227,15 @@ def _quiet_stderr():
         os.close(saved)
 
 
+def read_mosaic(path: str | os.PathLike) -> np.ndarray:
+    """The normalised (H, W) float32 mosaic of a RAW file, in the file's own Bayer phase.
+
+    Shorthand for ``read_raw(path).mosaic``; pass ``read_raw(path).pattern`` to
+    `jaxdark.Restorer.restore` when the sensor is not RGGB.
+    """
+    return read_raw(path).mosaic
+
+
 def _reason(e: BaseException) -> str:
     text = str(e).strip()
     if text.startswith(("b'", 'b"')):
