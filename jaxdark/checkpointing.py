@@ -63,6 +63,7 @@ class Checkpointer:
         if max_to_keep <= 0:
             raise ValueError(f"checkpoints_to_keep must be > 0, got {max_to_keep}")
         self.directory = Path(directory).absolute()
+        self.every_steps = int(every_steps)
         options = ocp.CheckpointManagerOptions(
             save_interval_steps=every_steps,
             max_to_keep=max_to_keep,
@@ -94,15 +95,14 @@ class Checkpointer:
         ``force``; returns whether a save was started. The write is asynchronous; the
         state is copied first (so later donated steps cannot change it) and the iterator
         state is taken now."""
-        if step in self._manager.all_steps():
-            return False
-        if not (force or self._manager.should_save(step)):
+        if not (force or step % self.every_steps == 0) or step in self._manager.all_steps():
             return False
         snapshot = jax.tree_util.tree_map(jnp.copy, _state_tree(state))
         args = {"state": ocp.args.StandardSave(snapshot)}
         if data_iterator is not None:
             args["data"] = grain.checkpoint.CheckpointSave(data_iterator)
-        return self._manager.save(step, args=ocp.args.Composite(**args), force=force)
+        # The decision is ours (orbax would also save the first step of a run).
+        return self._manager.save(step, args=ocp.args.Composite(**args), force=True)
 
     def restore(
         self, template: TrainState, data_iterator: Any, step: int | None = None

@@ -136,14 +136,16 @@ def make_train_step(
     return jax.jit(sharded, donate_argnums=(0,) if donate else ())
 
 
-def make_predict_fn(graphdef: nnx.GraphDef) -> Callable[[Any, jax.Array], jax.Array]:
-    """A jitted ``(params, input) -> restored`` for logging a few crops."""
+def make_predict_fn(graphdef: nnx.GraphDef, mesh: Mesh) -> Callable[[Any, jax.Array], jax.Array]:
+    """A jitted, data-parallel ``(params, batch input) -> restored batch``."""
 
-    @jax.jit
     def predict(params, x):
         return nnx.merge(graphdef, params)(x)
 
-    return predict
+    sharded = jax.shard_map(
+        predict, mesh=mesh, in_specs=(P(), P(DATA_AXIS)), out_specs=P(DATA_AXIS)
+    )
+    return jax.jit(sharded)
 
 
 def to_host(tree: Any) -> Any:

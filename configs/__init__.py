@@ -1,0 +1,1 @@
+"""ml_collections configs for `train.py` (``--config=configs/NAME.py[:ARG]``)."""

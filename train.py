@@ -1,0 +1,53 @@
+"""Train jaxdark on SID: ``python train.py --config=configs/sid_sony.py --workdir=DIR``.
+
+Flags only; the work is `jaxdark.train.train_and_evaluate`. Override config fields with
+``--config.FIELD=VALUE``; see configs/sid_sony.py for launch commands (one machine, pod).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", None, "Directory for checkpoints and TensorBoard logs.")
+config_flags.DEFINE_config_file("config", None, "Training config file.", lock_config=True)
+flags.DEFINE_bool(
+    "jax_distributed", False, "Call jax.distributed.initialize() (auto-detects TPU pods, SLURM)."
+)
+flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (multi-process runs).")
+flags.DEFINE_integer("num_processes", None, "Number of processes (multi-process runs).")
+flags.DEFINE_integer("process_id", None, "Index of this process (multi-process runs).")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    if not FLAGS["verbosity"].present:  # keep orbax/grain INFO chatter off the console
+        logging.set_verbosity(logging.WARNING)
+    import jax  # noqa: PLC0415
+
+    if FLAGS.coordinator_address or FLAGS.jax_distributed:
+        jax.distributed.initialize(
+            coordinator_address=FLAGS.coordinator_address,
+            num_processes=FLAGS.num_processes,
+            process_id=FLAGS.process_id,
+        )
+    from jaxdark.errors import JaxdarkError  # noqa: PLC0415
+    from jaxdark.train import train_and_evaluate  # noqa: PLC0415
+
+    try:
+        summary = train_and_evaluate(FLAGS.config, FLAGS.workdir)
+    except (JaxdarkError, FileNotFoundError, ValueError) as e:
+        print(f"train.py: error: {e}", file=sys.stderr)
+        return 2
+    if summary["preempted"]:
+        print(f"stopped at step {summary['step']}; checkpoint saved in {FLAGS.workdir}")
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)
