@@ -65,6 +65,16 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.log_every_steps = 100
     c.image_every_steps = 5_000
     c.num_logged_images = 3
+    # Evaluation (eval.py, jaxdark.evaluate) and validation during training
+    c.eval_split = "test"  # the split eval.py scores: "test", "val" or "train"
+    c.eval_source = "raw"  # "raw": the files in data_dir; "tfds": the prepared dataset
+    c.eval_m = 5.0  # m of the estimated factor when evaluating with amplification="estimated"
+    c.drop_misaligned = False  # True: leave out test scenes 10034, 10045, 10172
+    c.eval_tile_size = 1024  # restore in tiles of this side (bounded memory); 0: whole frames
+    c.eval_tile_overlap = 128
+    c.eval_every_steps = 10_000  # validation on a few pairs every N steps (0: never)
+    c.validation_split = "val"
+    c.num_eval_pairs = 4
 
     if arg == "local":
         c.batch_size = 4
@@ -75,6 +85,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.checkpoint_every_steps = 50
         c.log_every_steps = 10
         c.image_every_steps = 50
+        c.eval_every_steps = 100
+        c.num_eval_pairs = 2
     elif arg not in (None, ""):
         raise ValueError(f"unknown variant {arg!r} of configs/sid_sony.py; expected 'local'")
     return c

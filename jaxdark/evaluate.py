@@ -644,7 +644,7 @@ class Evaluator:
 
     ``Evaluator(config).run(model)`` yields ``(name, value)`` pairs: ``psnr``, ``ssim``
     (means) and per ratio ``psnr_x100``, ``ssim_x100``, ... The chosen pairs
-    (``config.num_eval_pairs``, spread over the split ``config.eval_every_split``,
+    (``config.num_eval_pairs``, spread over the split ``config.validation_split``,
     default ``val``) are read once and kept in memory; files that fail are skipped
     with a message.
     """
@@ -657,7 +657,7 @@ class Evaluator:
         num_pairs: int | None = None,
         log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
     ):
-        split = split or _get(config, "eval_every_split", "val")
+        split = split or _get(config, "validation_split", "val")
         num_pairs = int(num_pairs or _get(config, "num_eval_pairs", 4))
         self.mode = _get(config, "amplification", "gt")
         self.m = float(_get(config, "eval_m", 5.0))
