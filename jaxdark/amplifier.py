@@ -62,7 +62,11 @@ def bin_weights(x: jax.Array) -> jax.Array:
     # t is off by < 1e-4, so the true bin is k - 1 (x below edge k) or k.
     k = jnp.clip(jnp.round(_t(x)), 0, NUM_BINS).astype(jnp.int32)
     b = k - (x < edges[k]).astype(jnp.int32)
-    valid = (x >= 0) & (x < 1)
+    # ``x >= 0`` from the bits: XLA:CPU flushes subnormals, which would put a negative
+    # subnormal in bin 0 where the reference (and IEEE) has it below 0, in no bin.
+    bits = jax.lax.bitcast_convert_type(x, jnp.int32)
+    non_negative = (bits >= 0) | (bits == jnp.iinfo(jnp.int32).min)  # the latter is -0.0
+    valid = non_negative & (x < 1)
     return jnp.where(valid, weights[jnp.clip(b, 0, NUM_BINS - 1)], 0.0)
 
 
