@@ -79,6 +79,11 @@ class Checkpointer:
                 "data": grain.checkpoint.CheckpointHandler(),
             },
         )
+        # Orbax removes leftovers of interrupted saves in the background; finish that
+        # before this run writes checkpoints of its own.
+        cleanup = getattr(self._manager, "_cleanup_tmp_directory_future", None)
+        if cleanup is not None:
+            cleanup.result()
 
     def latest_step(self) -> int | None:
         """Step of the newest complete checkpoint, or None."""
