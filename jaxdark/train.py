@@ -224,6 +224,15 @@ def train_and_evaluate(
     log_every = max(1, int(config.get("log_every_steps", 100)))
     image_every = int(config.get("image_every_steps", 0))
     n_images = int(config.get("num_logged_images", 3))
+    eval_every = int(config.get("eval_every_steps", 0))
+    evaluator = None  # validation (jaxdark.evaluate.Evaluator), process 0 only
+    if eval_every > 0 and jax.process_index() == 0:
+        from jaxdark.evaluate import Evaluator  # noqa: PLC0415
+
+        try:
+            evaluator = Evaluator(config)
+        except (JaxdarkError, OSError, ValueError) as e:
+            print(f"validation disabled: {e}", flush=True)
     pending: list[dict] = []
     last_metrics: dict[str, float] = {}
     preempted = False
@@ -263,6 +272,12 @@ def train_and_evaluate(
                             n_images,
                         ),
                     )
+                if evaluator is not None and step % eval_every == 0:
+                    values = dict(evaluator.run(nnx.merge(graphdef, to_host(state.params))))
+                    for k, v in values.items():
+                        logger.writer.add_scalar(f"val/{k}", v, step)
+                    print(f"step {step} validation: " + " ".join(
+                        f"{k} {v:.4f}" for k, v in values.items()), flush=True)  # fmt: skip
                 if on_step is not None:
                     on_step(step)
                 if guard.should_stop(step):
