@@ -1,0 +1,247 @@
+"""train.py end to end on a generated SID folder: logs, checkpoints, resume after SIGTERM
+and after SIGKILL (even mid-save), and a two-process jax.distributed run (CPU, gloo)
+that agrees with a single process.
+
+Runs train.py in subprocesses (device counts are fixed at JAX start-up) sharing a
+persistent compilation cache, with crop 32, batch 4 and 8 steps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.sid_fixture import prepare_fixture_dataset
+
+REPO = Path(__file__).resolve().parents[1]
+STEPS = 8
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("train")
+    sid_root, tfds_dir = prepare_fixture_dataset(tmp)
+    return {"tmp": tmp, "sid": sid_root, "tfds": tfds_dir, "cache": tmp / "jax_cache"}
+
+
+def _env(setup, devices=1, **extra):
+    env = dict(os.environ)
+    env.update(
+        PYTHONPATH=str(REPO),
+        JAX_PLATFORMS="cpu",
+        XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+        JAX_COMPILATION_CACHE_DIR=str(setup["cache"]),
+        JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+        JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="-1",
+    )
+    env.update(extra)
+    return env
+
+
+def _cmd(setup, workdir, *extra):
+    return [
+        sys.executable,
+        str(REPO / "train.py"),
+        "--config=configs/sid_sony.py:local",
+        f"--workdir={workdir}",
+        f"--config.data_dir={setup['sid']}",
+        f"--config.tfds_data_dir={setup['tfds']}",
+        "--config.crop_size=32",
+        "--config.batch_size=4",
+        f"--config.num_train_steps={STEPS}",
+        "--config.checkpoint_every_steps=2",
+        "--config.log_every_steps=2",
+        "--config.image_every_steps=4",
+        *extra,
+    ]
+
+
+def _run(setup, workdir, *extra, devices=1, timeout=400):
+    p = subprocess.run(
+        _cmd(setup, workdir, *extra),
+        env=_env(setup, devices),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert p.returncode == 0, f"train.py failed:\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}"
+    return p.stdout
+
+
+def _params(workdir, step):
+    """Flattened parameters of the checkpoint at ``step`` (restored in this process)."""
+    from flax import nnx
+
+    from jaxdark.checkpointing import Checkpointer
+    from jaxdark.model import DarkRestorationNet
+    from jaxdark.optim import make_optimizer
+    from jaxdark.train_step import (
+        init_train_state,
+        make_data_mesh,
+        replicate,
+        split_model,
+        to_host,
+    )
+
+    _, params = split_model(DarkRestorationNet(rngs=nnx.Rngs(123)))
+    template = replicate(init_train_state(params, make_optimizer()[0]), make_data_mesh(1))
+    ck = Checkpointer(Path(workdir) / "checkpoints", every_steps=1)
+    try:
+        state = ck.restore(template, None, step)
+    finally:
+        ck.close()
+    assert int(to_host(state.step)) == step
+    leaves = __import__("jax").tree_util.tree_leaves(to_host(state.params))
+    return np.concatenate([np.ravel(x) for x in leaves])
+
+
+def _event_tags(logdir: Path) -> set[str]:
+    """Tags in TensorBoard event files (TFRecord framing, parsed without TensorFlow)."""
+    from tensorboardX.proto import event_pb2
+
+    tags = set()
+    for f in logdir.glob("events.out.tfevents.*"):
+        data = f.read_bytes()
+        pos = 0
+        while pos + 12 <= len(data):
+            (length,) = struct.unpack("<Q", data[pos : pos + 8])
+            event = event_pb2.Event.FromString(data[pos + 12 : pos + 12 + length])
+            pos += 12 + length + 4
+            tags.update(v.tag for v in event.summary.value)
+    return tags
+
+
+@pytest.fixture(scope="module")
+def baseline(setup):
+    workdir = setup["tmp"] / "baseline"
+    out = _run(setup, workdir)
+    return workdir, out
+
+
+@pytest.mark.slow
+def test_training_logs_and_checkpoints(baseline):
+    workdir, out = baseline
+    assert f"step {STEPS}/{STEPS} | loss" in out and "steps/s" in out and "ex/s" in out
+    steps = sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
+    assert steps == [4, 6, 8]  # every 2 steps, last 3 kept
+    assert (workdir / "checkpoints" / "8" / "data" / "process_0-of-1.json").is_file()
+    tags = _event_tags(workdir / "tensorboard")
+    for t in ("loss", "l1", "ms_ssim", "learning_rate", "steps_per_sec", "examples_per_sec"):
+        assert f"train/{t}" in tags
+    assert {"train/crop_0", "train/crop_1", "train/crop_2"} <= tags
+    summary = json.loads((workdir / "train_summary.json").read_text())
+    assert summary["step"] == STEPS and not summary["preempted"]
+    assert 0 < summary["metrics"]["ms_ssim"] < 1
+    # training moved the parameters
+    assert not np.allclose(_params(workdir, 4), _params(workdir, 8))
+
+
+def _wait_for(predicate, proc, timeout=300.0, poll=0.005):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(poll)
+    raise TimeoutError("condition not reached")
+
+
+@pytest.mark.slow
+def test_resume_after_sigterm_and_after_sigkill_mid_save(setup, baseline):
+    workdir = setup["tmp"] / "interrupted"
+    ckdir = workdir / "checkpoints"
+
+    # 1. SIGTERM once the first checkpoint is complete: saves the current step, exits 0.
+    proc = subprocess.Popen(
+        _cmd(setup, workdir), env=_env(setup), cwd=REPO, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert _wait_for(lambda: (ckdir / "2" / "commit_success.txt").exists(), proc)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-3000:]
+    assert "SIGTERM received: saving step" in out
+    stopped = int(out.split("saving step ")[1].split()[0])
+    assert 2 <= stopped < STEPS
+    assert (ckdir / str(stopped) / "commit_success.txt").exists()
+
+    # 2. Resume, checkpointing every step, and SIGKILL while a save is being written.
+    proc = subprocess.Popen(
+        _cmd(setup, workdir, "--config.checkpoint_every_steps=1"), env=_env(setup), cwd=REPO,
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+
+    def saving():
+        return any(".orbax-checkpoint-tmp" in p.name for p in ckdir.iterdir())
+
+    caught = _wait_for(saving, proc)
+    proc.kill()
+    out, _ = proc.communicate(timeout=60)
+    assert caught, "the run ended before a save could be interrupted"
+    assert proc.returncode == -signal.SIGKILL
+    assert f"resumed from checkpoint at step {stopped}" in out
+
+    # 3. Resume to the end: identical to the uninterrupted run.
+    out = _run(setup, workdir)
+    assert "resumed from checkpoint at step" in out
+    assert not any(".orbax-checkpoint-tmp" in p.name for p in ckdir.iterdir())
+    np.testing.assert_allclose(
+        _params(workdir, STEPS), _params(baseline[0], STEPS), rtol=1e-6, atol=1e-8
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_processes_agree_with_one(setup, baseline):
+    """jax.distributed on localhost: 2 processes x 2 CPU devices, gloo collectives."""
+    workdir = setup["tmp"] / "two_process"
+    port = _free_port()
+    env = _env(setup, devices=2, JAX_CPU_COLLECTIVES_IMPLEMENTATION="gloo")
+    procs = [
+        subprocess.Popen(
+            _cmd(
+                setup,
+                workdir,
+                f"--coordinator_address=localhost:{port}",
+                "--num_processes=2",
+                f"--process_id={i}",
+            ),
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for i in range(2)
+    ]
+    outs = [p.communicate(timeout=500) for p in procs]
+    for p, (out, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, f"{out[-2000:]}\n{err[-3000:]}"
+    assert f"step {STEPS}/{STEPS}" in outs[0][0]
+    assert "step" not in outs[1][0]  # only process 0 logs
+    data = workdir / "checkpoints" / str(STEPS) / "data"
+    assert {p.name for p in data.glob("process_*.json")} == {
+        "process_0-of-2.json",
+        "process_1-of-2.json",
+    }
+    two, one = _params(workdir, STEPS), _params(baseline[0], STEPS)
+    # 4 devices vs 1: the same global batches, gradients summed in another order
+    np.testing.assert_allclose(two, one, rtol=1e-5, atol=1e-5)
+    assert np.mean(np.abs(two - one) > 1e-5 * np.abs(one) + 1e-6) < 1e-3
