@@ -141,6 +141,8 @@ def side_by_side(left: np.ndarray, right: np.ndarray, gap: int = 8) -> np.ndarra
 
 def run(args: argparse.Namespace) -> int:
     """Write the DNG, restore it like ``jaxdark restore``, save the three PNGs."""
+    import cv2
+
     from jaxdark.raw import read_raw
     from jaxdark.restore_cli import restore_one, write_atomic
     from jaxdark.restorer import Restorer
@@ -181,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
     frame = read_raw(dng)
     amplification = restorer.amplification(frame.mosaic, args.m)
     naive = naive_brighten(frame.mosaic, amplification)
-    restored = restorer.restore_frame(frame, amplification).image
+    restored = cv2.imread(str(result.outputs[0]), cv2.IMREAD_COLOR)[..., ::-1] / 255.0
     write_atomic(out_dir / "naive.png", naive, "png")
     write_atomic(out_dir / "side_by_side.png", side_by_side(naive, restored), "png")
     for name in ("naive.png", "restored.png", "side_by_side.png"):
