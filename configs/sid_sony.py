@@ -70,7 +70,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.eval_source = "raw"  # "raw": the files in data_dir; "tfds": the prepared dataset
     c.eval_m = 5.0  # m of the estimated factor when evaluating with amplification="estimated"
     c.drop_misaligned = False  # True: leave out test scenes 10034, 10045, 10172
-    c.eval_tile_size = 1024  # restore in tiles of this side (bounded memory); 0: whole frames
+    c.eval_tile_size = 0  # 0: whole frames (as the reference); N: tiles of N px (less memory)
     c.eval_tile_overlap = 128
     c.eval_every_steps = 10_000  # validation on a few pairs every N steps (0: never)
     c.validation_split = "val"

@@ -3,8 +3,9 @@
 `evaluate(config, workdir, weights=None)` takes the pairs of the split's list file
 (``Sony_<split>_list.txt``: short-exposure input, long-exposure ground truth, ISO,
 F-number per line), restores each input at full resolution through the jitted
-`jaxdark.Restorer` (weight norm folded, `jaxdark.inference`; tiles of
-``config.eval_tile_size`` bound the memory), quantises output and ground truth to 8 bits
+`jaxdark.Restorer` (weight norm folded, `jaxdark.inference`; whole frames by default,
+as the reference; ``config.eval_tile_size`` restores in tiles to use less memory on
+frames larger than SID's), quantises output and ground truth to 8 bits
 like the reference (clip to [0, 1], x255, truncate) and measures PSNR and SSIM with
 scikit-image (`jaxdark.metrics`).
 
@@ -598,7 +599,7 @@ def evaluate(config: Any, workdir: str | Path, weights: str | Path | None = None
 
     Config fields: ``data_dir``, ``tfds_data_dir``, ``eval_source`` (``raw``),
     ``eval_split`` (``test``), ``amplification`` (``gt`` / ``estimated``), ``eval_m``
-    (5.0), ``drop_misaligned`` (False), ``eval_tile_size`` (1024; 0 = whole frames),
+    (5.0), ``drop_misaligned`` (False), ``eval_tile_size`` (0: whole frames; N: tiles),
     ``eval_tile_overlap`` (128), ``model`` (architecture of training checkpoints).
     Returns the summary (also in ``summary.json``); ``summary["failed"]`` lists failures.
     """
@@ -606,7 +607,7 @@ def evaluate(config: Any, workdir: str | Path, weights: str | Path | None = None
     mode = _get(config, "amplification", "gt")
     m = float(_get(config, "eval_m", 5.0))
     drop = bool(_get(config, "drop_misaligned", False))
-    tile = int(_get(config, "eval_tile_size", 1024)) or None
+    tile = int(_get(config, "eval_tile_size", 0)) or None
     overlap = int(_get(config, "eval_tile_overlap", 128))
     data_dir = _get(config, "data_dir", "")
     if not data_dir:
@@ -661,7 +662,7 @@ class Evaluator:
         num_pairs = int(num_pairs or _get(config, "num_eval_pairs", 4))
         self.mode = _get(config, "amplification", "gt")
         self.m = float(_get(config, "eval_m", 5.0))
-        self.tile = int(_get(config, "eval_tile_size", 1024)) or None
+        self.tile = int(_get(config, "eval_tile_size", 0)) or None
         self.overlap = int(_get(config, "eval_tile_overlap", 128))
         pairs = read_pair_list(
             _get(config, "data_dir", ""),
