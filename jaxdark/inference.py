@@ -16,13 +16,14 @@ and rewrites the convolutions that XLA runs badly into equivalent ones it runs w
 
 `apply_folded(folded, x)` is a pure, jitted function of the folded pytree and a
 (B, H, W, 1) mosaic, returning (B, H, W, 3) in [0, 1] like ``model(x)``: within 1e-5 in
-float32. The compute dtype is the dtype of the folded kernels (`fold_params(...,
-dtype=jnp.bfloat16)` for bfloat16 on GPU); the output has the input's dtype. Same
-shapes and dtypes never recompile.
+float32. The convolutions multiply in the dtype of the folded kernels
+(`fold_params(model, jnp.bfloat16)` for bfloat16 on GPU) and accumulate in float32;
+the output has the input's dtype. Same shapes and dtypes never recompile.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import jax
@@ -94,8 +95,10 @@ def _conv_kernel(conv) -> tuple[np.ndarray, np.ndarray | None]:
 def fold_params(model: DarkRestorationNet, dtype: jnp.dtype | None = None) -> Folded:
     """The kernels and biases of ``model`` with weight norm folded in, recast for speed.
 
-    Returns a pytree of device arrays for `apply_folded`; ``dtype`` (default float32)
-    is the compute dtype of the folded network.
+    Returns a pytree of device arrays for `apply_folded`. ``dtype`` (default float32)
+    is the dtype of the kernels and so of the convolutions' operands; biases,
+    accumulation and activations stay float32. With ``jnp.bfloat16`` the 4K output is
+    within ~0.006 of float32 (benchmarks/NOTES.md); bfloat16 activations would double that.
     """
     dtype = jnp.float32 if dtype is None else dtype
 
@@ -144,14 +147,24 @@ def fold_params(model: DarkRestorationNet, dtype: jnp.dtype | None = None) -> Fo
         "conv2x": conv2x,
         "conv_2_8_32": conv_2_8_32,
     }
-    return jax.tree.map(lambda a: jnp.asarray(a, dtype), folded)
+    return {
+        key: jax.tree_util.tree_map_with_path(
+            lambda path, a: jnp.asarray(a, jnp.float32 if path[-1].key == "b" else dtype),
+            value,
+        )
+        for key, value in folded.items()
+    }
 
 
 # --------------------------------------------------------------------------- forward
 
 
-def _conv(x: jax.Array, p: dict[str, jax.Array]) -> jax.Array:
-    """Stride-1 'same' convolution (NHWC, HWIO) plus bias if present."""
+def _conv(x: jax.Array, p: dict[str, jax.Array], precision: str | None) -> jax.Array:
+    """Stride-1 'same' convolution (NHWC, HWIO) plus bias if present.
+
+    The operands are cast to the kernel's dtype; accumulation and the result are float32
+    (so bfloat16 kernels mean bfloat16 multiplies, float32 sums and activations).
+    """
     w = p["w"]
     pad = (w.shape[0] - 1) // 2
     y = jax.lax.conv_general_dilated(
@@ -160,24 +173,32 @@ def _conv(x: jax.Array, p: dict[str, jax.Array]) -> jax.Array:
         window_strides=(1, 1),
         padding=((pad, pad), (pad, pad)),
         dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        precision=precision,
+        preferred_element_type=jnp.float32,
     )
     return y + p["b"] if "b" in p else y
 
 
-def _grouped_small(x: jax.Array, p: dict[str, jax.Array]) -> jax.Array:
+def _grouped_small(x: jax.Array, p: dict[str, jax.Array], precision: str | None) -> jax.Array:
     """3x3 grouped conv with one output channel per group, in two cheap passes.
 
     ``p["w"]`` is (3, 3, groups, in_per_group); group g reads input channels
     ``g*in_per_group ... (g+1)*in_per_group - 1``. Pass 1 contracts each group's input
     channels with all nine taps at once (B, H, W, 9, groups); pass 2 adds the nine tap
-    planes at their shifts. XLA runs this in ~30 ms at 4K where its grouped convolution
-    takes ~200 ms (benchmarks/NOTES.md).
+    planes at their shifts. XLA:CPU runs this in ~30 ms at 4K where its grouped
+    convolution takes ~200 ms (benchmarks/NOTES.md).
     """
     w = p["w"]
     kh, kw, groups, per = w.shape
     b, h, wd, _ = x.shape
     x = x.astype(w.dtype).reshape(b, h, wd, groups, per)
-    z = jnp.einsum("bhwgc,tgc->bhwtg", x, w.reshape(kh * kw, groups, per), precision="highest")
+    z = jnp.einsum(
+        "bhwgc,tgc->bhwtg",
+        x,
+        w.reshape(kh * kw, groups, per),
+        precision=precision,
+        preferred_element_type=jnp.float32,
+    )
     ph, pw = (kh - 1) // 2, (kw - 1) // 2
     z = jnp.pad(z, ((0, 0), (ph, ph), (pw, pw), (0, 0), (0, 0)))
     acc = p["b"]
@@ -191,40 +212,49 @@ def _lrelu(x: jax.Array) -> jax.Array:
     return jax.nn.leaky_relu(x, LRELU_SLOPE)
 
 
-def _forward(folded: Folded, low: jax.Array) -> jax.Array:
+def _forward(folded: Folded, low: jax.Array, precision: str | None = None) -> jax.Array:
+    """The network on folded parameters; see the module docstring."""
     check_input_shape(low.shape)
     in_dtype = low.dtype
-    dt = folded["conv32x1"]["w"].dtype
-    low = low.astype(dt)
-    low2x = pixel_unshuffle(low, 2)
-    x32 = _conv(_grouped_small(pixel_unshuffle(low2x, 16), folded["conv32x0"]), folded["conv32x1"])
+
+    def conv(x, p):
+        return _conv(x, p, precision)
+
+    low2x = pixel_unshuffle(low.astype(jnp.float32), 2)
+    a = _grouped_small(pixel_unshuffle(low2x, 16), folded["conv32x0"], precision)
+    x32 = conv(a, folded["conv32x1"])
     r = x32
     outs = []
     for block in folded["rdb"]:
         h = r
         n = len(block["dense"])
         for i, layer in enumerate(block["dense"]):
+            # first layer: no activation; middle ones: LeakyReLU 0.2; last: slope 1
             a = h if i == 0 or i == n - 1 else _lrelu(h)
-            h = jnp.concatenate([h, _conv(a, layer)], axis=-1)
-        r = _conv(h, block["conv_1x1"]) + r
+            h = jnp.concatenate([h, conv(a, layer)], axis=-1)
+        r = conv(h, block["conv_1x1"]) + r
         outs.append(r)
-    r8 = _conv(jnp.concatenate(outs, axis=-1), folded["rdball"]) + x32
-    r8 = _conv(pixel_shuffle(r8, 4), folded["conv_rdb8x"])
+    r8 = conv(jnp.concatenate(outs, axis=-1), folded["rdball"]) + x32
+    r8 = conv(pixel_shuffle(r8, 4), folded["conv_rdb8x"])  # (B, H/8, W/8, 64)
     l8 = pixel_unshuffle(low2x, 4)
-    l8 = _conv(_lrelu(_conv(l8, folded["res1"])), folded["res2"]) + l8
-    c = _conv(jnp.concatenate([l8, r8], axis=-1), folded["cat0"])
-    c = _lrelu(_conv(c, folded["cat1"]))  # (B, H/8, W/8, 192)
-    # Tail on the H/4 grid: pixel_unshuffle(., 2) of the H/2 tensors of the reference.
+    l8 = conv(_lrelu(conv(l8, folded["res1"])), folded["res2"]) + l8
+    # conv32_8_cat.0 reads concat[l8, r8]: its kernel absorbed the channel shuffle
+    c = conv(jnp.concatenate([l8, r8], axis=-1), folded["cat0"])
+    c = _lrelu(conv(c, folded["cat1"]))  # (B, H/8, W/8, 192)
+    # The half-resolution tail on the H/4 grid: every tensor is pixel_unshuffle(., 2) of
+    # the reference's, and unshuffle_2(concat[a, c]) = concat[unshuffle_2(a), unshuffle_2(c)].
     c4 = pixel_unshuffle(pixel_shuffle(c, 4), 2)  # one rearrangement after fusion
-    a4 = _conv(pixel_unshuffle(low2x, 2), folded["conv2x"])
-    # unshuffle_2(concat[a, c]) = concat[unshuffle_2(a), unshuffle_2(c)] (channel-major order)
-    y4 = jnp.concatenate([a4, c4], axis=-1)
-    out4 = _conv(y4, folded["conv_2_8_32"])  # (B, H/4, W/4, 48) = unshuffle_2 of the H/2 output
-    out = pixel_shuffle(pixel_shuffle(out4, 2), 2)
+    a4 = conv(pixel_unshuffle(low2x, 2), folded["conv2x"])
+    out4 = conv(jnp.concatenate([a4, c4], axis=-1), folded["conv_2_8_32"])
+    out = pixel_shuffle(pixel_shuffle(out4, 2), 2)  # (B, H, W, 3)
     return jnp.clip(out, 0.0, 1.0).astype(in_dtype)
 
 
-@jax.jit
-def apply_folded(folded: Folded, low: jax.Array) -> jax.Array:
-    """Restore (B, H, W, 1) mosaics with `fold_params` output -> (B, H, W, 3) in [0, 1]."""
-    return _forward(folded, low)
+@partial(jax.jit, static_argnames="precision")
+def apply_folded(folded: Folded, low: jax.Array, precision: str | None = None) -> jax.Array:
+    """Restore (B, H, W, 1) mosaics with `fold_params` output -> (B, H, W, 3) in [0, 1].
+
+    ``precision`` is passed to every convolution (None: XLA's default, as the model
+    uses; ``"highest"`` forces true float32 products on GPUs that would use TF32).
+    """
+    return _forward(folded, low, precision)

@@ -48,7 +48,7 @@ def assert_matches_model(model, x):
     np.testing.assert_array_less(np.abs(out - ref), TOL)
 
 
-@pytest.mark.parametrize("shape", [(1, 64, 96, 1), (2, 96, 64, 1), (1, 128, 128, 1)])
+@pytest.mark.parametrize("shape", [(1, 64, 96, 1), (2, 96, 64, 1)])
 def test_fast_path_equals_model_random_init(shape):
     assert_matches_model(create_model(seed=3), mosaic(shape, seed=shape[1], scale=0.5))
 
@@ -103,7 +103,10 @@ def test_grouped_small_matches_grouped_conv():
     direct = conv(x, w, groups=16) + b
     p = {"w": jnp.asarray(w.transpose(0, 1, 3, 2)), "b": jnp.asarray(b)}
     np.testing.assert_allclose(
-        np.asarray(_grouped_small(jnp.asarray(x), p)), np.asarray(direct), atol=1e-4, rtol=1e-5
+        np.asarray(_grouped_small(jnp.asarray(x), p, None)),
+        np.asarray(direct),
+        atol=1e-4,
+        rtol=1e-5,
     )
 
 
@@ -121,15 +124,23 @@ def test_no_recompiles_for_same_shape():
     assert apply_folded._cache_size() == size + 1
 
 
+def test_highest_precision_matches_default_on_cpu():
+    folded = fold_params(create_model(seed=2))
+    x = mosaic((1, 64, 64, 1), scale=0.5)
+    hi = apply_folded(folded, x, precision="highest")
+    np.testing.assert_allclose(np.asarray(hi), np.asarray(apply_folded(folded, x)), atol=TOL)
+
+
 def test_bfloat16_fold_is_close_and_keeps_input_dtype():
     model = create_model(seed=0)
     x = mosaic((1, 64, 64, 1), scale=0.5)
     f32 = apply_folded(fold_params(model), x)
     bf = fold_params(model, jnp.bfloat16)
-    assert all(leaf.dtype == jnp.bfloat16 for leaf in jax.tree.leaves(bf))
+    dtypes = {path[-1].key: leaf.dtype for path, leaf in jax.tree_util.tree_leaves_with_path(bf)}
+    assert dtypes == {"w": jnp.bfloat16, "b": jnp.float32}
     out = apply_folded(bf, x)
     assert out.dtype == jnp.float32
-    assert float(jnp.max(jnp.abs(out - f32))) < 0.1
+    assert 0 < float(jnp.max(jnp.abs(out - f32))) < 0.02
 
 
 @pytest.mark.parametrize("shape", [(1, 60, 64, 1), (1, 64, 64, 3), (64, 64, 1)])
