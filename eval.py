@@ -37,6 +37,9 @@ def main(argv: list[str]) -> int:
     except (JaxdarkError, ValueError, FileNotFoundError) as e:
         print(f"eval.py: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("eval.py: interrupted (results.csv holds the pairs finished)", file=sys.stderr)
+        return 130
     return 1 if summary["failed"] else 0
 
 
