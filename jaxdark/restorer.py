@@ -13,8 +13,9 @@ The path of one frame:
 4. the result is cropped back to the input's pixel grid.
 
 ``apply_fn(params, x)`` is a pure function of a parameter pytree and a (B, H, W, 1)
-batch returning (B, H, W, 3); by default it merges the NNX model and calls it, and any
-equivalent function (for instance one with weight norm folded away) can replace it.
+batch returning (B, H, W, 3); by default it is `jaxdark.inference.apply_folded` on the
+model's `jaxdark.inference.fold_params` (weight norm folded away once, equal to the model
+within 1e-5), and any equivalent function can replace it.
 
 Tiling (``tile_size``) bounds memory on very large frames: the padded frame is cut into
 ``tile_size`` squares, each restored with ``tile_overlap`` pixels of context on every
@@ -49,11 +50,6 @@ class Restoration:
     image: np.ndarray  # (H, W, 3) float32 sRGB in [0, 1]
     amplification: float  # the factor the network input was multiplied by
     seconds: float  # wall time of the restoration (amplifier + network + copies)
-
-
-def _model_apply(params: tuple[nnx.GraphDef, nnx.State], x: jax.Array) -> jax.Array:
-    graphdef, state = params
-    return nnx.merge(graphdef, state)(x)
 
 
 class Restorer:
@@ -93,7 +89,9 @@ class Restorer:
                 raise ValueError(
                     f"Restorer needs an nnx.Module or a weights path, got {type(model).__name__}"
                 )
-            apply_fn, params = _model_apply, nnx.split(model)
+            from jaxdark.inference import apply_folded, fold_params
+
+            apply_fn, params = apply_folded, fold_params(model)
         for name, value, low in (
             ("tile_size", tile_size, MULTIPLE),
             ("tile_overlap", tile_overlap, 0),
