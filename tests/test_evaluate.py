@@ -357,6 +357,23 @@ def test_tfds_source_matches_raw_source(sid_root, weights, tmp_path):
     assert [[r[k] for k in keys] for r in tf_rows] == [[r[k] for k in keys] for r in raw_rows]
 
 
+def test_tfds_source_reports_pairs_left_out(sid_root, weights, tmp_path):
+    from jaxdark.data import sid
+
+    root = tmp_path / "SID"
+    shutil.copytree(sid_root, root)
+    corrupt = "Sony/short/10001_01_0.04s.ARW"
+    (root / corrupt).write_bytes(b"garbage" * 50)
+    sid.prepare(root, tmp_path / "tfds")  # leaves the corrupt pair out
+    config = _config(root, eval_source="tfds", tfds_data_dir=str(tmp_path / "tfds"))
+    summary = ev.evaluate(config, tmp_path / "run", weights)
+    rows = _rows(tmp_path / "run" / "eval_test_gt")
+    assert len(rows) == 4
+    assert [r["input"] for r in rows if r["error"]] == [corrupt]
+    assert corrupt in rows[1]["error"] and "not in the prepared test split" in rows[1]["error"]
+    assert summary["evaluated"] == 3
+
+
 def test_evaluator_for_training(sid_root, model):
     evaluator = ev.Evaluator(_config(sid_root, eval_tile_size=0))
     assert [p.scene for p, _ in evaluator.items] == [20001, 20002]
