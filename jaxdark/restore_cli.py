@@ -232,12 +232,12 @@ def restore_one(
             outputs.append(out)
             note = " incl. compile" if len(restorer.compiled_shapes) > compiled else ""
             what = f"x{r.amplification:.4g}" + ("" if m is None else f" (m={m:g})")
-            parts.append(f"{what} {r.seconds:.2f}s{note} -> {out.name}")
+            parts.append(f"{what} {r.seconds:.3g}s{note} -> {out.name}")
         total = time.perf_counter() - start
         report = (
             f"{path}: {w}x{h} {frame.pattern}, {frame.camera}; "
             + "; ".join(parts)
-            + f"; {total:.2f}s in all"
+            + f"; {total:.3g}s in all"
         )
         return FileResult(path, outputs, None, report)
     except (JaxdarkError, ValueError, OSError) as e:
