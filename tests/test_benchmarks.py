@@ -117,3 +117,24 @@ def test_peak_rss_growth_sees_an_allocation():
     if grow is None:
         pytest.skip("peak RSS reset not supported here")
     assert grow >= 40  # MiB: the 64 MiB array was resident at the peak
+
+
+@pytest.mark.slow
+def test_gpu_rows_code_path_runs_on_any_backend(monkeypatch):
+    """The GPU section (normally only on a GPU) runs end to end on a small frame here."""
+    from benchmarks import bench_inference
+    from jaxdark.convert import create_model
+
+    monkeypatch.setitem(bench_inference.SIZES, "4k", (64, 64))
+    rows = {q: (v, n) for q, v, n in bench_inference.gpu_rows(create_model(seed=0), {}, 1)}
+    for name in (
+        "GPU fps at 4K, float32, fast path",
+        "GPU fps at 4K, bfloat16, fast path",
+        "GPU max abs diff, bfloat16 vs float32",
+        "GPU max abs diff, fast path vs model, float32",
+        "peak GPU memory after float32 runs",
+    ):
+        assert name in rows, name
+    assert float(rows["GPU fps at 4K, float32, fast path"][0]) > 0
+    assert float(rows["GPU max abs diff, bfloat16 vs float32"][0]) < 0.05
+    assert float(rows["GPU max abs diff, fast path vs model, float32"][0]) <= 1e-5
