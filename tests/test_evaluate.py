@@ -334,6 +334,11 @@ def test_default_weights_are_the_latest_training_checkpoint(sid_root, weights, m
     config = _config(sid_root, drop_misaligned=True)
     summary = ev.evaluate(config, tmp_path, None)
     assert "step 7" in summary["weights"]
+    from jaxdark.errors import CheckpointError
+
+    other_arch = _config(sid_root, model=dict(features=32, growth=16, dense_layers=(4, 5, 5)))
+    with pytest.raises(CheckpointError, match="does config.model match"):
+        ev.evaluate(other_arch, tmp_path, None)
     from_converted = ev.evaluate(config, tmp_path / "other", weights)
     assert [r["psnr"] for r in _rows(tmp_path / "eval_test_gt")] == [
         r["psnr"] for r in _rows(tmp_path / "other" / "eval_test_gt")
