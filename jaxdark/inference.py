@@ -29,7 +29,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 
+from jaxdark.layers import WNConv
 from jaxdark.model import LRELU_SLOPE, DarkRestorationNet, check_input_shape
 from jaxdark.ops import pixel_shuffle, pixel_unshuffle
 
@@ -85,11 +87,20 @@ def space_to_depth_kernel(w: np.ndarray, r: int) -> np.ndarray:
     return out
 
 
-def _conv_kernel(conv) -> tuple[np.ndarray, np.ndarray | None]:
-    """The effective float32 HWIO kernel and bias of a `WNConv`, as NumPy arrays."""
-    w = np.asarray(jax.jit(lambda c: c.kernel())(conv), np.float32)
-    b = None if conv.bias is None else np.asarray(conv.bias[...], np.float32)
-    return w, b
+@jax.jit
+def _kernels_of(convs: list[WNConv]) -> list[jax.Array]:
+    return [c.kernel() for c in convs]
+
+
+def _effective_kernels(model: DarkRestorationNet) -> dict[int, np.ndarray]:
+    """``id(conv) -> g * v / ||v||`` for every `WNConv` of ``model``, in one compiled call.
+
+    The kernels come from the layers' own `WNConv.kernel`, so they are bit for bit the
+    ones the model convolves with.
+    """
+    convs = [node for _, node in nnx.iter_graph(model) if isinstance(node, WNConv)]
+    kernels = _kernels_of(convs)
+    return {id(c): np.asarray(k, np.float32) for c, k in zip(convs, kernels, strict=True)}
 
 
 def fold_params(model: DarkRestorationNet, dtype: jnp.dtype | None = None) -> Folded:
@@ -101,6 +112,11 @@ def fold_params(model: DarkRestorationNet, dtype: jnp.dtype | None = None) -> Fo
     within ~0.006 of float32 (benchmarks/NOTES.md); bfloat16 activations would double that.
     """
     dtype = jnp.float32 if dtype is None else dtype
+    kernels = _effective_kernels(model)
+
+    def _conv_kernel(conv: WNConv) -> tuple[np.ndarray, np.ndarray | None]:
+        b = None if conv.bias is None else np.asarray(conv.bias[...], np.float32)
+        return kernels[id(conv)], b
 
     def plain(conv) -> dict[str, np.ndarray]:
         w, b = _conv_kernel(conv)
