@@ -103,11 +103,19 @@ def infer_config(state_dict: dict[str, np.ndarray]) -> dict[str, Any]:
     }
 
 
-def build_model(config: dict[str, Any] | None = None, seed: int = 0) -> DarkRestorationNet:
-    """A freshly initialised model with the given architecture arguments."""
+def build_model(
+    config: dict[str, Any] | None = None, seed: int = 0, *, abstract: bool = False
+) -> DarkRestorationNet:
+    """A freshly initialised model with the given architecture arguments.
+
+    With ``abstract`` the parameters are only shapes (`nnx.eval_shape`): nothing is
+    drawn or compiled, which is what loading weights needs (`assign_params` fills it).
+    """
     config = dict(config or {})
     if "dense_layers" in config:
         config["dense_layers"] = tuple(config["dense_layers"])
+    if abstract:
+        return nnx.eval_shape(lambda: DarkRestorationNet(**config, rngs=nnx.Rngs(seed)))
     return DarkRestorationNet(**config, rngs=nnx.Rngs(seed))
 
 
@@ -193,7 +201,7 @@ def assign_params(model: DarkRestorationNet, params: dict[str, np.ndarray]) -> N
             raise CheckpointError(
                 f"shape mismatch for {key}: checkpoint {value.shape}, model {var.shape}"
             )
-        var[...] = jax.numpy.asarray(value, dtype=var.dtype)
+        var.set_value(jax.numpy.asarray(value, dtype=var.dtype))
 
 
 def model_params(model: DarkRestorationNet) -> dict[str, np.ndarray]:
@@ -214,7 +222,7 @@ def load_torch_model(path: str | Path) -> DarkRestorationNet:
     """The model with weights from a PyTorch checkpoint of the reference (no torch needed)."""
     state_dict = extract_state_dict(read_torch_checkpoint(path), str(path))
     try:
-        model = build_model(infer_config(state_dict))
+        model = build_model(infer_config(state_dict), abstract=True)
         assign_params(model, state_dict_to_params(state_dict, model))
     except CheckpointError as e:
         raise CheckpointError(f"{path}: {e}") from None
@@ -275,8 +283,8 @@ def load_converted_model(path: str | Path) -> DarkRestorationNet:
 
     path = Path(path).absolute()
     meta = read_converted_metadata(path)
-    model = build_model(meta["model_config"])
-    target = {k: jax.ShapeDtypeStruct(v.shape, np.float32) for k, v in model_params(model).items()}
+    model = build_model(meta["model_config"], abstract=True)
+    target = {k: jax.ShapeDtypeStruct(v.shape, np.float32) for k, v in _param_refs(model).items()}
     with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as ckptr:
         try:
             restored = ckptr.restore(
