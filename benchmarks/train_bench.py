@@ -1,0 +1,254 @@
+"""Training-step benchmark: jaxdark's data-parallel step against our PyTorch reference.
+
+    python -m benchmarks.train_bench [--batch 8] [--crop 512] [--steps 5] [--devices 1,8]
+                                     [--smoke]
+
+Times the full training step (forward, L1 + 0.2 * (1 - MS-SSIM), backward, Adam update)
+on one fixed synthetic batch: jaxdark's jitted shard_map step (`jaxdark.train_step`) with
+1 and with 8 devices (simulated CPU devices unless the machine has them), and, in the
+1-device process on the same batch, our PyTorch reference network
+(`convert_weights.reference_torch`) with `pytorch_msssim` and `torch.optim.Adam`. Each
+device count runs in its own process (the device count is fixed when JAX starts). One
+warm-up step (compilation), then the median of ``--steps`` timed steps. On a GPU the
+JAX step runs on it (and the PyTorch step on CUDA when torch sees it). Prints a Markdown
+table. ``--smoke``: crop 64, batch 8, 2 steps.
+
+``--data`` instead measures the input pipeline on full Sony-size frames (2848x4256): it
+writes a small SID-layout folder of such DNG files (tests/sid_fixture.py), prepares it
+with `jaxdark.data.sid`, and times reading one joined record (mosaic + 16-bit ground
+truth) and producing batches of crops with 0 and N grain worker processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _batch(batch: int, crop: int, seed: int = 0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    target = rng.random((batch, crop, crop, 3), dtype=np.float32)
+    target = (target + np.roll(target, 1, 1) + np.roll(target, 1, 2)) / 3
+    mosaic = target.mean(-1, keepdims=True) * rng.uniform(0.5, 1.5, (batch, 1, 1, 1))
+    return mosaic.astype(np.float32), target.astype(np.float32)
+
+
+def _time(fn, steps: int) -> list[float]:
+    fn()  # warm-up (compilation)
+    times = []
+    for _ in range(steps):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def _jax_worker(args) -> dict:
+    import jax
+    from flax import nnx
+
+    from jaxdark.model import DarkRestorationNet
+    from jaxdark.optim import make_optimizer
+    from jaxdark.train_step import (
+        init_train_state,
+        make_data_mesh,
+        make_global_batch,
+        make_train_step,
+        replicate,
+        split_model,
+    )
+
+    graphdef, params = split_model(DarkRestorationNet(rngs=nnx.Rngs(0)))
+    tx, _ = make_optimizer()
+    mesh = make_data_mesh()
+    step = make_train_step(graphdef, tx, mesh)
+    x, y = _batch(args.batch, args.crop)
+    batch = make_global_batch({"input": x, "target": y}, mesh)
+    box = {"state": replicate(init_train_state(params, tx), mesh)}
+
+    def run():
+        box["state"], metrics = step(box["state"], batch)
+        jax.block_until_ready(metrics)
+
+    times = _time(run, args.steps)
+    out = {
+        "devices": jax.device_count(),
+        "platform": jax.devices()[0].platform,
+        "device_kind": jax.devices()[0].device_kind,
+        "jax_step_s": statistics.median(times),
+    }
+    if args.torch:
+        out.update(_torch_step(x, y, args.steps))
+    return out
+
+
+def _torch_step(x, y, steps: int) -> dict:
+    try:
+        import pytorch_msssim
+        import torch
+
+        from convert_weights.reference_torch import ReferenceNet
+    except ImportError as e:  # torch is a test extra
+        return {"torch_error": f"PyTorch reference unavailable ({e})"}
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    torch.manual_seed(0)
+    net = ReferenceNet().to(device).train()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-4)
+    tx = torch.from_numpy(x.transpose(0, 3, 1, 2).copy()).to(device)
+    ty = torch.from_numpy(y.transpose(0, 3, 1, 2).copy()).to(device)
+    small = min(x.shape[1:3]) <= 160  # pytorch_msssim refuses 5 scales below 161 px
+
+    def run():
+        opt.zero_grad(set_to_none=True)
+        pred = net(tx)
+        l1 = torch.mean(torch.abs(pred - ty))
+        if small:
+            loss = l1 + 0.2 * (1 - pytorch_msssim.ssim(pred, ty, data_range=1.0))
+        else:
+            loss = l1 + 0.2 * (1 - pytorch_msssim.ms_ssim(pred, ty, data_range=1.0))
+        loss.backward()
+        opt.step()
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    times = _time(run, steps)
+    return {
+        "torch_step_s": statistics.median(times),
+        "torch_device": device,
+        "torch_threads": torch.get_num_threads(),
+        "torch_loss_note": "SSIM (crop too small for MS-SSIM)" if small else "",
+    }
+
+
+def _data_bench(args) -> int:
+    import tempfile
+
+    from jaxdark.data import sid
+    from jaxdark.data.pipeline import make_iterator
+    from tests.sid_fixture import FixtureScene, make_sid_tree
+
+    scenes = (
+        FixtureScene(1, "train", 10.0, (0.1, 0.04)),
+        FixtureScene(2, "train", 30.0, (0.1, 0.1)),
+        FixtureScene(20001, "val", 10.0, (0.1,)),
+        FixtureScene(10001, "test", 10.0, (0.1,)),
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        root = make_sid_tree(Path(tmp) / "SID", height=2848, width=4256, scenes=scenes)
+        sid.prepare(root, Path(tmp) / "tfds")
+        prep = time.perf_counter() - t
+        source = sid.SIDPairs("train", Path(tmp) / "tfds")
+        pairs_only = sid.SIDPairs("train", Path(tmp) / "tfds", with_target=False)
+        reads = _time(lambda: source[1], args.steps)
+        reads_in = _time(lambda: pairs_only[1], args.steps)
+        print(
+            f"Input pipeline, full Sony frames (2848x4256), crop {args.crop}, batch "
+            f"{args.batch}; {_cpu_model()}, {os.cpu_count()} cores\n"
+        )
+        print(f"prepare {len(scenes)} scenes / 6 pairs: {prep:.1f} s")
+        print(f"read one joined record (zlib mosaic + ground truth): "
+              f"{statistics.median(reads) * 1e3:.0f} ms (mosaic alone "
+              f"{statistics.median(reads_in) * 1e3:.0f} ms)\n")  # fmt: skip
+        print("| grain workers | batches/s | examples/s |")
+        print("|---|---|---|")
+        for workers in (0, args.workers):
+            it = make_iterator(
+                source, global_batch_size=args.batch, crop_size=args.crop, seed=0,
+                worker_count=workers, process_index=0, process_count=1,
+            )  # fmt: skip
+            for _ in range(6):  # start-up, and drain what was prefetched meanwhile
+                next(it)
+            t = time.perf_counter()
+            n = max(4, args.steps)
+            for _ in range(n):
+                next(it)
+            dt = (time.perf_counter() - t) / n
+            if hasattr(it, "close"):
+                it.close()
+            print(f"| {workers} | {1 / dt:.2f} | {args.batch / dt:.1f} |")
+    return 0
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def _spawn(args, devices: int, torch: bool) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    flags = env.get("XLA_FLAGS", "")
+    env["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={devices}".strip()
+    cmd = [sys.executable, "-m", "benchmarks.train_bench", "--worker", "--batch",
+           str(args.batch), "--crop", str(args.crop), "--steps", str(args.steps)]  # fmt: skip
+    if torch:
+        cmd.append("--torch")
+    p = subprocess.run(cmd, env=env, cwd=REPO_ROOT, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise SystemExit(f"benchmark worker ({devices} devices) failed:\n{p.stderr[-3000:]}")
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=8, help="global batch (default 8)")
+    parser.add_argument("--crop", type=int, default=512, help="crop side (default 512)")
+    parser.add_argument("--steps", type=int, default=5, help="timed steps (default 5)")
+    parser.add_argument("--devices", default="1,8", help="device counts (default 1,8)")
+    parser.add_argument("--smoke", action="store_true", help="crop 64, 2 steps")
+    parser.add_argument("--data", action="store_true", help="benchmark the input pipeline")
+    parser.add_argument("--workers", type=int, default=2, help="grain workers for --data")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--torch", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.crop, args.steps = 64, 2
+    if args.worker:
+        print(json.dumps(_jax_worker(args)))
+        return 0
+    if args.data:
+        return _data_bench(args)
+    counts = [int(c) for c in args.devices.split(",")]
+    rows = [_spawn(args, n, torch=(i == 0)) for i, n in enumerate(counts)]
+    ex = args.batch
+    print(
+        f"Training step, batch {args.batch} x {args.crop}x{args.crop}, median of "
+        f"{args.steps} steps after a warm-up; {_cpu_model()}, {os.cpu_count()} cores\n"
+    )
+    print("| implementation | devices | s/step | steps/s | examples/s |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        kind = "simulated CPU" if r["platform"] == "cpu" and r["devices"] > 1 else r["device_kind"]
+        s = r["jax_step_s"]
+        print(f"| jaxdark (jit + shard_map) | {r['devices']} ({kind}) | {s:.3f} | "
+              f"{1 / s:.3f} | {ex / s:.2f} |")  # fmt: skip
+    first = rows[0]
+    if "torch_step_s" in first:
+        s = first["torch_step_s"]
+        note = f", {first['torch_loss_note']}" if first["torch_loss_note"] else ""
+        print(f"| PyTorch reference (eager, {first['torch_threads']} threads{note}) | 1 "
+              f"({first['torch_device']}) | {s:.3f} | {1 / s:.3f} | {ex / s:.2f} |")  # fmt: skip
+        print(f"\njaxdark 1 device / PyTorch: {s / first['jax_step_s']:.2f}x the step rate")
+    else:
+        print(f"\n{first.get('torch_error', 'PyTorch reference not run')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
