@@ -14,11 +14,13 @@ Small local run on a CPU (crop 128, batch 4, 200 steps)::
     python train.py --config=configs/sid_sony.py:local --workdir=/tmp/sid_local \\
         --config.data_dir=/data/SID
 
-A pod / several hosts: run the same command on every host (Cloud TPU and SLURM are
-detected by ``--jax_distributed``; elsewhere give the coordinator explicitly)::
+A pod / several hosts: run the same command on every host, with the workdir and the
+prepared dataset on a filesystem all hosts share (Cloud TPU and SLURM are detected by
+``--jax_distributed``; elsewhere give the coordinator explicitly; CPU hosts also need
+``JAX_CPU_COLLECTIVES_IMPLEMENTATION=gloo``)::
 
-    python train.py --config=configs/sid_sony.py --workdir=gs://bucket/sid_sony \\
-        --config.data_dir=/data/SID --config.tfds_data_dir=gs://bucket/tfds --jax_distributed
+    python train.py --config=configs/sid_sony.py --workdir=/shared/runs/sid_sony \\
+        --config.data_dir=/data/SID --config.tfds_data_dir=/shared/tfds --jax_distributed
     python train.py ... --coordinator_address=host0:1234 --num_processes=4 --process_id=$RANK
 
 Override any field with ``--config.FIELD=VALUE``, e.g. ``--config.amplification=estimated``.

@@ -245,3 +245,54 @@ def test_two_processes_agree_with_one(setup, baseline):
     # 4 devices vs 1: the same global batches, gradients summed in another order
     np.testing.assert_allclose(two, one, rtol=1e-5, atol=1e-5)
     assert np.mean(np.abs(two - one) > 1e-5 * np.abs(one) + 1e-6) < 1e-3
+
+
+def test_config_recipe_and_local_variant():
+    from configs.sid_sony import get_config
+
+    c = get_config()
+    assert (c.batch_size, c.crop_size, c.num_train_steps) == (8, 512, 1_000_000)
+    assert (c.learning_rate, c.lr_decay_steps, c.lr_decay_factor, c.min_learning_rate) == (
+        1e-4, 500_000, 0.1, 1e-5,
+    )  # fmt: skip
+    assert c.amplification == "gt" and c.seed == 0
+    for field in ("data_dir", "checkpoint_every_steps"):
+        assert field in c
+    local = get_config("local")
+    assert local.crop_size == 128 and local.worker_count == 0 and local.num_train_steps == 200
+    with pytest.raises(ValueError, match="unknown variant"):
+        get_config("huge")
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ({"data_dir": "", "tfds_data_dir": ""}, "set --config.data_dir"),
+        ({"crop_size": 48}, "multiple of 32"),
+        ({"amplification": "auto"}, "amplification must be one of"),
+        ({"batch_size": 0}, "batch_size must be > 0"),
+    ],
+)
+def test_bad_config_is_a_one_line_error(tmp_path, override, message):
+    from configs.sid_sony import get_config
+    from jaxdark.errors import JaxdarkError
+    from jaxdark.train import train_and_evaluate
+
+    config = get_config("local")
+    config.data_dir = str(tmp_path)
+    config.update(override)
+    with pytest.raises(JaxdarkError, match=message):
+        train_and_evaluate(config, tmp_path / "w")
+
+
+def test_train_py_reports_a_missing_sid_folder_in_one_line(tmp_path):
+    p = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), "--config=configs/sid_sony.py:local",
+         f"--workdir={tmp_path / 'w'}", f"--config.data_dir={tmp_path / 'missing'}",
+         f"--config.tfds_data_dir={tmp_path / 'tfds'}"],
+        cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu"),
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert p.returncode == 2
+    lines = [line for line in p.stderr.splitlines() if "error" in line]
+    assert lines == [f"train.py: error: {tmp_path / 'missing'}: SID folder not found"]
