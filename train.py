@@ -6,6 +6,7 @@ Flags only; the work is `jaxdark.train.train_and_evaluate`. Override config fiel
 
 from __future__ import annotations
 
+import os
 import sys
 
 from absl import app, flags, logging
@@ -31,6 +32,9 @@ def main(argv: list[str]) -> int:
     import jax  # noqa: PLC0415
 
     if FLAGS.coordinator_address or FLAGS.jax_distributed:
+        if "JAX_CPU_COLLECTIVES_IMPLEMENTATION" not in os.environ:
+            # cross-process collectives of CPU devices (harmless where accelerators train)
+            jax.config.update("jax_cpu_collectives_implementation", "gloo")
         jax.distributed.initialize(
             coordinator_address=FLAGS.coordinator_address,
             num_processes=FLAGS.num_processes,

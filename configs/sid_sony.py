@@ -16,8 +16,8 @@ Small local run on a CPU (crop 128, batch 4, 200 steps)::
 
 A pod / several hosts: run the same command on every host, with the workdir and the
 prepared dataset on a filesystem all hosts share (Cloud TPU and SLURM are detected by
-``--jax_distributed``; elsewhere give the coordinator explicitly; CPU hosts also need
-``JAX_CPU_COLLECTIVES_IMPLEMENTATION=gloo``)::
+``--jax_distributed``; elsewhere give the coordinator explicitly; CPU processes use gloo
+collectives)::
 
     python train.py --config=configs/sid_sony.py --workdir=/shared/runs/sid_sony \\
         --config.data_dir=/data/SID --config.tfds_data_dir=/shared/tfds --jax_distributed

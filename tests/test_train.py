@@ -213,7 +213,7 @@ def test_two_processes_agree_with_one(setup, baseline):
     """jax.distributed on localhost: 2 processes x 2 CPU devices, gloo collectives."""
     workdir = setup["tmp"] / "two_process"
     port = _free_port()
-    env = _env(setup, devices=2, JAX_CPU_COLLECTIVES_IMPLEMENTATION="gloo")
+    env = _env(setup, devices=2)  # train.py selects gloo collectives for CPU processes
     procs = [
         subprocess.Popen(
             _cmd(
