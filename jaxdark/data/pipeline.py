@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 from collections.abc import Iterator
 from typing import Any
 
@@ -186,8 +187,12 @@ class _ProcessShare(grain.MapDataset):
 
 
 def _worker_init(worker_index: int, worker_count: int) -> None:
-    """Keep JAX in data workers on the CPU (never claim the host's GPU/TPU)."""
+    """Data workers: leave SIGTERM/SIGINT to the training process (which saves a checkpoint
+    and then stops the workers; a signal sent to the whole process group must not kill
+    them first), and keep JAX on the CPU (never claim the host's GPU/TPU)."""
     del worker_index, worker_count
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ["JAX_PLATFORMS"] = "cpu"
     try:
         import jax  # noqa: PLC0415
