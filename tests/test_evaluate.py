@@ -431,3 +431,12 @@ def test_validation_during_training(tmp_path):
     assert all(np.isfinite(v) and v > 0 for _, v in scalars["val/psnr"])
     assert all(0 < v < 1 for _, v in scalars["val/ssim"])
     assert scalars["val/psnr"][0][1] != scalars["val/psnr"][1][1]  # the model changed
+
+
+def test_official_weights(sid_root, official_weights, tmp_path):
+    """The official .pth is read directly (no conversion step)."""
+    summary = ev.evaluate(_config(sid_root, eval_split="val"), tmp_path, official_weights)
+    rows = _rows(tmp_path / "eval_val_gt")
+    assert len(rows) == 2 and all(r["error"] == "" for r in rows)
+    assert summary["weights"] == str(official_weights)
+    _check_metrics_from_files(sid_root, tmp_path / "eval_val_gt", rows)
