@@ -495,6 +495,7 @@ def evaluate_pairs(
     images.mkdir(parents=True, exist_ok=True)
     results: list[PairResult] = []
     n = len(pairs)
+    start = time.perf_counter()
     for i, pair in enumerate(pairs, 1):
         result, out8 = scorer.score(pair)
         if out8 is not None:
@@ -514,6 +515,7 @@ def evaluate_pairs(
                     f"({result.seconds:.3f} s restore, {result.total_seconds:.2f} s total)"
                 )
     summary = {**(info or {}), **summarize(results)}
+    summary["wall_seconds"] = time.perf_counter() - start  # the whole loop, compiling included
     write_json(out_dir / "summary.json", summary)
     if log:
         log(format_table(summary))

@@ -228,6 +228,7 @@ def test_evaluate_gt_amplification(sid_root, weights, model, tmp_path, capsys):
     assert on_disk == json.loads(json.dumps(summary))
     assert on_disk["evaluated"] == 4 and on_disk["failed"] == []
     assert on_disk["pairs_listed"] == 4 and on_disk["weights"] == str(weights)
+    assert on_disk["wall_seconds"] >= sum(float(r["total_seconds"]) for r in rows)
     psnrs = np.array([float(r["psnr"]) for r in rows])
     assert on_disk["overall"]["psnr"] == pytest.approx(psnrs.mean(), abs=1e-5)
     assert on_disk["per_ratio"]["x300"]["psnr"] == pytest.approx(psnrs[2:].mean(), abs=1e-5)
