@@ -534,6 +534,32 @@ def _get(config: Any, name: str, default: Any) -> Any:
     return default if value is None else value
 
 
+def _check_param_shapes(saved: Any, target: Any, where: str) -> None:
+    """One-line CheckpointError unless the saved parameter tree has ``target``'s keys and
+    shapes (checked before reading, so a wrong ``config.model`` is named clearly)."""
+    import jax
+
+    def flat(tree: Any) -> dict[str, tuple[int, ...]]:
+        leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+        return {
+            ".".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path): tuple(leaf.shape)
+            for path, leaf in leaves
+        }
+
+    have, want = flat(saved), flat(target)
+    for key in sorted(want):
+        if key not in have:
+            raise CheckpointError(f"{where}: no parameter {key}; does config.model match?")
+        if have[key] != want[key]:
+            raise CheckpointError(
+                f"{where}: parameter {key} has shape {have[key]}, config.model expects "
+                f"{want[key]}; does config.model match the trained model?"
+            )
+    extra = sorted(set(have) - set(want))
+    if extra:
+        raise CheckpointError(f"{where}: unexpected parameter {extra[0]}; does config.model match?")
+
+
 def load_training_checkpoint(workdir: str | Path, config: Any) -> tuple[Any, int]:
     """The model in the newest complete training checkpoint of ``workdir`` and its step.
 
@@ -565,6 +591,7 @@ def load_training_checkpoint(workdir: str | Path, config: Any) -> tuple[Any, int
             raise CheckpointError(f"{directory}: no complete training checkpoint")
         try:
             meta = manager.item_metadata(step)["state"]
+            _check_param_shapes(meta["params"], target, f"{directory}/{step}")
             abstract = jax.tree_util.tree_map(
                 lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype), dict(meta)
             )
