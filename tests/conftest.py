@@ -17,10 +17,7 @@ def official_weights() -> Path:
     """Path of the official checkpoint; skip (or, under CI=true, fail) when absent."""
     path = Path(os.environ.get(OFFICIAL_WEIGHTS_ENV, DEFAULT_OFFICIAL_WEIGHTS))
     if not path.is_file():
-        msg = (
-            f"official checkpoint not found at {path} "
-            f"(set {OFFICIAL_WEIGHTS_ENV} to its path)"
-        )
+        msg = f"official checkpoint not found at {path} (set {OFFICIAL_WEIGHTS_ENV} to its path)"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(msg + "; it is required under CI")
         pytest.skip(msg)
