@@ -580,7 +580,7 @@ def load_training_checkpoint(workdir: str | Path, config: Any) -> tuple[Any, int
         )
     model_cfg = _get(config, "model", {})
     model_cfg = model_cfg.to_dict() if hasattr(model_cfg, "to_dict") else dict(model_cfg)
-    model = build_model(model_cfg)
+    model = build_model(model_cfg, abstract=True)
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     target = nnx.to_pure_dict(params)
     with ocp.CheckpointManager(
