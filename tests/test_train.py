@@ -147,6 +147,32 @@ def test_training_logs_and_checkpoints(baseline):
     assert not np.allclose(_params(workdir, 4), _params(workdir, 8))
 
 
+class _Proc:
+    """train.py in a subprocess, its output going to files (a full pipe would block it)."""
+
+    def __init__(self, cmd, env, logdir: Path, name: str):
+        logdir.mkdir(parents=True, exist_ok=True)
+        self._out = open(logdir / f"{name}.out", "w+")  # noqa: SIM115
+        self._err = open(logdir / f"{name}.err", "w+")  # noqa: SIM115
+        self.popen = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=self._out, stderr=self._err)
+
+    def poll(self):
+        return self.popen.poll()
+
+    def wait(self, timeout: float) -> tuple[int, str, str]:
+        """Exit status, stdout and stderr; the process is killed if it overruns."""
+        try:
+            rc = self.popen.wait(timeout=timeout)
+        finally:
+            if self.popen.poll() is None:
+                self.popen.kill()
+                self.popen.wait()
+        out, err = (Path(f.name).read_text() for f in (self._out, self._err))
+        self._out.close()
+        self._err.close()
+        return rc, out, err
+
+
 def _wait_for(predicate, proc, timeout=300.0, poll=0.005):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -164,33 +190,34 @@ def test_resume_after_sigterm_and_after_sigkill_mid_save(setup, baseline):
     ckdir = workdir / "checkpoints"
 
     # 1. SIGTERM once the first checkpoint is complete: saves the current step, exits 0.
-    proc = subprocess.Popen(
-        _cmd(setup, workdir), env=_env(setup), cwd=REPO, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert _wait_for(lambda: (ckdir / "2" / "commit_success.txt").exists(), proc)
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err[-3000:]
+    proc = _Proc(_cmd(setup, workdir), _env(setup), setup["tmp"] / "logs", "sigterm")
+    try:
+        assert _wait_for(lambda: (ckdir / "2" / "commit_success.txt").exists(), proc)
+        proc.popen.send_signal(signal.SIGTERM)
+    finally:
+        rc, out, err = proc.wait(timeout=120)
+    assert rc == 0, err[-3000:]
     assert "SIGTERM received: saving step" in out
     stopped = int(out.split("saving step ")[1].split()[0])
     assert 2 <= stopped < STEPS
     assert (ckdir / str(stopped) / "commit_success.txt").exists()
 
     # 2. Resume, checkpointing every step, and SIGKILL while a save is being written.
-    proc = subprocess.Popen(
-        _cmd(setup, workdir, "--config.checkpoint_every_steps=1"), env=_env(setup), cwd=REPO,
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    proc = _Proc(
+        _cmd(setup, workdir, "--config.checkpoint_every_steps=1"), _env(setup),
+        setup["tmp"] / "logs", "sigkill",
     )  # fmt: skip
 
     def saving():
         return any(".orbax-checkpoint-tmp" in p.name for p in ckdir.iterdir())
 
-    caught = _wait_for(saving, proc)
-    proc.kill()
-    out, _ = proc.communicate(timeout=60)
+    try:
+        caught = _wait_for(saving, proc)
+        proc.popen.kill()
+    finally:
+        rc, out, _ = proc.wait(timeout=60)
     assert caught, "the run ended before a save could be interrupted"
-    assert proc.returncode == -signal.SIGKILL
+    assert rc == -signal.SIGKILL
     assert f"resumed from checkpoint at step {stopped}" in out
 
     # 3. Resume to the end: identical to the uninterrupted run.
@@ -209,13 +236,17 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_two_processes_agree_with_one(setup, baseline):
-    """jax.distributed on localhost: 2 processes x 2 CPU devices, gloo collectives."""
-    workdir = setup["tmp"] / "two_process"
+@pytest.mark.parametrize("devices_per_process", [2, 1])
+def test_two_processes_agree_with_one(setup, baseline, devices_per_process):
+    """jax.distributed on localhost: 2 processes x 1 or 2 CPU devices, gloo collectives.
+    (One device per process is the case where a replicated array made by device_put of
+    a jax array could not be saved by orbax; `replicate` builds it from NumPy.)"""
+    workdir = setup["tmp"] / f"two_process_{devices_per_process}"
     port = _free_port()
-    env = _env(setup, devices=2)  # train.py selects gloo collectives for CPU processes
+    # train.py selects gloo collectives for CPU processes
+    env = _env(setup, devices=devices_per_process)
     procs = [
-        subprocess.Popen(
+        _Proc(
             _cmd(
                 setup,
                 workdir,
@@ -223,17 +254,16 @@ def test_two_processes_agree_with_one(setup, baseline):
                 "--num_processes=2",
                 f"--process_id={i}",
             ),
-            env=env,
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )  # fmt: skip
+            env,
+            workdir.parent / "logs",
+            f"{workdir.name}_{i}",
+        )
         for i in range(2)
     ]
-    outs = [p.communicate(timeout=500) for p in procs]
-    for p, (out, err) in zip(procs, outs, strict=True):
-        assert p.returncode == 0, f"{out[-2000:]}\n{err[-3000:]}"
+    results = [p.wait(timeout=500) for p in procs]
+    outs = [(out, err) for _, out, err in results]
+    for rc, out, err in results:
+        assert rc == 0, f"{out[-2000:]}\n{err[-3000:]}"
     assert f"step {STEPS}/{STEPS}" in outs[0][0]
     assert "step" not in outs[1][0]  # only process 0 logs
     data = workdir / "checkpoints" / str(STEPS) / "data"
@@ -242,7 +272,7 @@ def test_two_processes_agree_with_one(setup, baseline):
         "process_1-of-2.json",
     }
     two, one = _params(workdir, STEPS), _params(baseline[0], STEPS)
-    # 4 devices vs 1: the same global batches, gradients summed in another order
+    # 2 or 4 devices vs 1: the same global batches, gradients summed in another order
     np.testing.assert_allclose(two, one, rtol=1e-5, atol=1e-5)
     assert np.mean(np.abs(two - one) > 1e-5 * np.abs(one) + 1e-6) < 1e-3
 
