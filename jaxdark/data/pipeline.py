@@ -98,9 +98,9 @@ def crop_and_flip(
 
 def normalise(mosaic: np.ndarray, black_level: np.ndarray, white_level: float) -> np.ndarray:
     """``max(raw - black, 0) / (white - black)`` as float32, black per 2x2 position."""
-    black = np.tile(np.asarray(black_level, np.float32), (mosaic.shape[0] // 2 + 1,
-                                                          mosaic.shape[1] // 2 + 1))  # fmt: skip
-    black = black[: mosaic.shape[0], : mosaic.shape[1]]
+    h, w = mosaic.shape
+    reps = (h // 2 + 1, w // 2 + 1)
+    black = np.tile(np.asarray(black_level, np.float32), reps)[:h, :w]
     x = np.maximum(mosaic.astype(np.float32) - black, 0.0)
     return x / (np.float32(white_level) - black)
 
@@ -145,9 +145,14 @@ class CropAmplify(grain.transforms.RandomMap):
         mosaic, target = element["mosaic"], element["target"]
         try:
             m, t, _ = crop_and_flip(
-                mosaic, target, element["cfa"], self.crop_size, rng, self.hflip_prob,
+                mosaic,
+                target,
+                element["cfa"],
+                self.crop_size,
+                rng,
+                self.hflip_prob,
                 self.vflip_prob,
-            )  # fmt: skip
+            )
         except ValueError as e:
             raise ValueError(f"{element.get('short_file', 'record')}: {e}") from None
         black, white = element["black_level"], element["white_level"]

@@ -40,8 +40,11 @@ log = logging.getLogger(__name__)
 
 NAME = "sid_sony"
 MAX_RATIO = 300.0
-LIST_FILES = {"train": "Sony_train_list.txt", "validation": "Sony_val_list.txt",
-              "test": "Sony_test_list.txt"}  # fmt: skip
+LIST_FILES = {
+    "train": "Sony_train_list.txt",
+    "validation": "Sony_val_list.txt",
+    "test": "Sony_test_list.txt",
+}
 GT_SPLIT = "ground_truth"
 PAIR_SPLITS = tuple(LIST_FILES)
 _NAME_RE = re.compile(r"^(\d+)_(\d+)_([0-9.]+)s\.[A-Za-z0-9]+$")
@@ -244,8 +247,7 @@ class SidSony(tfds.core.GeneratorBasedBuilder):
         gens[GT_SPLIT] = self._generate_examples(root, gt_files=gt_files)
         return gens
 
-    def _generate_examples(self, root, *, pairs=None, gt_index=None, gt_shapes=None,
-                           gt_files=None):  # fmt: skip
+    def _generate_examples(self, root, *, pairs=None, gt_index=None, gt_shapes=None, gt_files=None):
         """Pair records (``pairs`` given) or ground-truth records (``gt_files`` given)."""
         if gt_files is not None:
             return self._generate_ground_truth(root, gt_files)
@@ -324,6 +326,10 @@ class SidSony(tfds.core.GeneratorBasedBuilder):
             yield long_file, ex
 
 
+def _builder(tfds_dir: str | Path | None) -> SidSony:
+    return SidSony(data_dir=None if tfds_dir is None else str(tfds_dir), file_format="array_record")
+
+
 def prepare(manual_dir: str | Path, tfds_dir: str | Path | None = None) -> SidSony:
     """Build the dataset from the SID folder ``manual_dir`` (a no-op if already built).
 
@@ -333,8 +339,7 @@ def prepare(manual_dir: str | Path, tfds_dir: str | Path | None = None) -> SidSo
     manual_dir = Path(manual_dir)
     if not manual_dir.is_dir():
         raise FileNotFoundError(f"{manual_dir}: SID folder not found")
-    builder = SidSony(data_dir=None if tfds_dir is None else str(tfds_dir),
-                      file_format="array_record")  # fmt: skip
+    builder = _builder(tfds_dir)
     builder.download_and_prepare(
         download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir))
     )
@@ -347,9 +352,7 @@ def prepare(manual_dir: str | Path, tfds_dir: str | Path | None = None) -> SidSo
 
 def is_prepared(tfds_dir: str | Path | None = None) -> bool:
     """Whether the dataset has been built in ``tfds_dir``."""
-    builder = SidSony(data_dir=None if tfds_dir is None else str(tfds_dir),
-                      file_format="array_record")  # fmt: skip
-    return builder.is_prepared()
+    return _builder(tfds_dir).is_prepared()
 
 
 def load_split(split: str, tfds_dir: str | Path | None = None):
@@ -359,8 +362,7 @@ def load_split(split: str, tfds_dir: str | Path | None = None):
         raise ValueError(
             f"unknown SID split {split!r}; expected one of {PAIR_SPLITS + (GT_SPLIT,)}"
         )
-    builder = SidSony(data_dir=None if tfds_dir is None else str(tfds_dir),
-                      file_format="array_record")  # fmt: skip
+    builder = _builder(tfds_dir)
     if not builder.is_prepared():
         raise FileNotFoundError(
             f"{builder.data_dir}: {NAME} is not prepared; run "
