@@ -7,7 +7,8 @@ amplified black-level-corrected RGGB mosaic with H, W multiples of 32; output
 (B, H, W, 3) sRGB in [0, 1].
 
 Variants (constructor arguments; the default is the published model). GMACs are XLA's
-cost analysis of one frame (flops / 2) on the CPU backend; the paper reports 59.8 GMACs
+cost analysis of one frame (flops / 2, `grouped_conv_impl="native"`) on the CPU backend; the
+paper reports 59.8 GMACs
 for the full Sony frame.
 
 | variant   | features | growth | dense_layers | params    | GMACs 4K | GMACs Sony |
@@ -94,6 +95,8 @@ class DarkRestorationNet(nnx.Module):
       growth: channels each dense layer adds (reference 32).
       dense_layers: dense layers per residual dense block; its length is the number
         of blocks (reference (4, 5, 5)).
+      grouped_conv_impl: ``"dense"`` (default; fast gradients) or ``"native"`` for the
+        two grouped convolutions (see `jaxdark.layers.WNConv`).
       dtype: compute dtype (parameters stay float32), e.g. ``jnp.bfloat16``.
       rngs: random streams for initialisation.
     """
@@ -104,6 +107,7 @@ class DarkRestorationNet(nnx.Module):
         features: int = 64,
         growth: int = 32,
         dense_layers: tuple[int, ...] = (4, 5, 5),
+        grouped_conv_impl: str = "dense",
         dtype: jnp.dtype | None = None,
         rngs: nnx.Rngs,
     ):
@@ -118,7 +122,10 @@ class DarkRestorationNet(nnx.Module):
         kw = dict(dtype=dtype, rngs=rngs)
         # 32x branch: 4 * 16 * 16 = 1024 unshuffled channels -> 128 (grouped) -> features.
         self.conv32x = nnx.List(
-            [WNConv(1024, 128, 3, groups=128, **kw), WNConv(128, features, 3, **kw)]
+            [
+                WNConv(1024, 128, 3, groups=128, grouped_impl=grouped_conv_impl, **kw),
+                WNConv(128, features, 3, **kw),
+            ]
         )
         self.rdb = nnx.List(
             [ResidualDenseBlock(features, growth, n, **kw) for n in self.dense_layer_counts]
@@ -130,7 +137,7 @@ class DarkRestorationNet(nnx.Module):
         self.resblock8x = ResBlock(64, **kw)
         self.conv32_8_cat = nnx.List(
             [
-                WNConv(128, 32, 3, groups=4, **kw),
+                WNConv(128, 32, 3, groups=4, grouped_impl=grouped_conv_impl, **kw),
                 WNConv(32, 192, 3, init_a=LRELU_SLOPE, **kw),
             ]
         )
