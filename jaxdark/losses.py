@@ -29,23 +29,29 @@ def gaussian_window(size: int = 11, sigma: float = 1.5) -> np.ndarray:
     return g / g.sum(dtype=np.float32)
 
 
-def _filter_axis(x: jax.Array, taps: np.ndarray, axis: int) -> jax.Array:
-    """'Valid' depthwise correlation of NHWC ``x`` with ``taps`` along ``axis`` (1 or 2)."""
+def _band_matrix(n: int, taps: np.ndarray) -> np.ndarray:
+    """(n - k + 1, n) matrix whose product with a length-n signal is its 'valid'
+    correlation with the k ``taps``."""
     k = len(taps)
-    if x.shape[axis] < k:  # as pytorch_msssim: smoothing along a too-short side is skipped
+    m = np.zeros((n - k + 1, n), np.float32)
+    for i in range(n - k + 1):
+        m[i, i : i + k] = taps
+    return m
+
+
+def _filter_axis(x: jax.Array, taps: np.ndarray, axis: int) -> jax.Array:
+    """'Valid' depthwise correlation of NHWC ``x`` with ``taps`` along ``axis`` (1 or 2).
+
+    Computed as a product with a banded matrix: the same sums as a depthwise
+    convolution, but forward and gradient are plain matrix products (on XLA:CPU the
+    depthwise form's gradient made the loss 80% of a training step; this is ~9x faster).
+    """
+    n = x.shape[axis]
+    if n < len(taps):  # as pytorch_msssim: smoothing along a too-short side is skipped
         return x
-    c = x.shape[-1]
-    shape = (k, 1, 1, c) if axis == 1 else (1, k, 1, c)
-    kernel = jnp.broadcast_to(jnp.asarray(taps).reshape(shape[:2] + (1, 1)), shape)
-    return jax.lax.conv_general_dilated(
-        x,
-        kernel.astype(x.dtype),
-        window_strides=(1, 1),
-        padding="VALID",
-        dimension_numbers=("NHWC", "HWIO", "NHWC"),
-        feature_group_count=c,
-        precision=jax.lax.Precision.HIGHEST,
-    )
+    band = jnp.asarray(_band_matrix(n, np.asarray(taps, np.float32)), x.dtype)
+    spec = "bhwc,oh->bowc" if axis == 1 else "bhwc,ow->bhoc"
+    return jnp.einsum(spec, x, band, precision=jax.lax.Precision.HIGHEST)
 
 
 def _gaussian_filter(x: jax.Array, taps: np.ndarray) -> jax.Array:
