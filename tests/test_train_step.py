@@ -38,10 +38,13 @@ def runs(tmp_path_factory):
 
 
 def _assert_params_close(a, b):
-    # rtol 1e-5 on parameters; atol 2e-6 (2% of one Adam step of 1e-4) covers the few
-    # weights whose gradient is ~1e-9, at float-rounding level, where Adam's g/|g| is
-    # decided by rounding of the device-order-dependent sums.
-    np.testing.assert_allclose(a, b, rtol=1e-5, atol=2e-6)
+    # rtol 1e-5 on parameters. A weight whose gradient is at float-rounding level
+    # (~1e-9 here) gets an Adam update of lr * g / (|g| + eps) whose size and sign are
+    # decided by the order of the device-dependent sums, so it can move by up to lr
+    # (1e-4) differently; atol 1e-5 (10% of one step) covers those few weights, and the
+    # fraction check below keeps them few. (Adam cannot see an N-times gradient anyway:
+    # the SGD test below is the one that checks the gradient's scale.)
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
     assert np.mean(np.abs(a - b) > 1e-5 * np.abs(b)) < 1e-3
 
 
