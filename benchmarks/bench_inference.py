@@ -480,9 +480,12 @@ def main(argv: list[str] | None = None) -> int:
         ("weights", str(weights) if weights else "random init (no checkpoint found)", ""),
     ]
     rows += complexity_rows(model, folded)
+    # The amplifier is timed before any PyTorch work: torch's OpenMP threads keep spinning
+    # for a while after each parallel region and take cores from XLA (53 ms instead of 37).
+    amplifier = amplifier_rows(amp_size, repeats)
     restore, diff = restore_rows(model, folded, state_dict, size, repeats)
     rows += restore
-    rows += amplifier_rows(amp_size, repeats)
+    rows += amplifier
     if backend in ("gpu", "cuda", "rocm"):
         rows += gpu_rows(model, state_dict, repeats)
     else:
