@@ -24,12 +24,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from benchmarks.bench_inference import cpu_model
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -155,7 +156,7 @@ def _data_bench(args) -> int:
         reads_in = _time(lambda: pairs_only[1], args.steps)
         print(
             f"Input pipeline, full Sony frames (2848x4256), crop {args.crop}, batch "
-            f"{args.batch}; {_cpu_model()}, {os.cpu_count()} cores\n"
+            f"{args.batch}; {cpu_model()}, {os.cpu_count()} cores\n"
         )
         print(f"prepare {len(scenes)} scenes / 6 pairs: {prep:.1f} s")
         print(f"read one joined record (zlib mosaic + ground truth): "
@@ -179,16 +180,6 @@ def _data_bench(args) -> int:
                 it.close()
             print(f"| {workers} | {1 / dt:.2f} | {args.batch / dt:.1f} |")
     return 0
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def _spawn(args, devices: int, torch: bool) -> dict:
@@ -229,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     ex = args.batch
     print(
         f"Training step, batch {args.batch} x {args.crop}x{args.crop}, median of "
-        f"{args.steps} steps after a warm-up; {_cpu_model()}, {os.cpu_count()} cores\n"
+        f"{args.steps} steps after a warm-up; {cpu_model()}, {os.cpu_count()} cores\n"
     )
     print("| implementation | devices | s/step | steps/s | examples/s |")
     print("|---|---|---|---|---|")
