@@ -99,3 +99,16 @@ def test_image_metrics_and_shape_mismatch():
     assert m == {"psnr": metrics.psnr(out, gt), "ssim": metrics.ssim(out, gt)}
     with pytest.raises(ValueError, match=r"output \(40, 55, 3\), ground truth \(40, 56, 3\)"):
         metrics.psnr(out[:, :55], gt)
+
+
+@pytest.mark.parametrize("shape", [(64, 96, 3), (31, 17), (200, 120, 3)])
+def test_psnr_and_ssim_equal_scikit_image(shape):
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    rng = np.random.default_rng(sum(shape))
+    gt8 = rng.integers(0, 256, shape, dtype=np.uint8)
+    out8 = np.clip(gt8.astype(int) + rng.integers(-20, 21, shape), 0, 255).astype(np.uint8)
+    assert metrics.psnr(out8, gt8) == pytest.approx(peak_signal_noise_ratio(gt8, out8), abs=1e-9)
+    channel_axis = -1 if len(shape) == 3 else None
+    expected = structural_similarity(gt8, out8, channel_axis=channel_axis)
+    assert metrics.ssim(out8, gt8) == pytest.approx(expected, abs=1e-12)
