@@ -95,7 +95,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def find_inputs(inputs: Sequence[str | os.PathLike], recursive: bool = False) -> list[Path]:
     """Files named directly, plus RAW files found in named folders (sorted, no repeats).
 
-    Raises FileNotFoundError (one line) for an input that does not exist and
+    An input that does not exist is kept as a file: reading it then fails with a
+    one-line error and the batch goes on past it (its summary lists it). Raises
     ValueError if folders hold no RAW file and no file was named.
     """
     found: list[Path] = []
@@ -105,12 +106,10 @@ def find_inputs(inputs: Sequence[str | os.PathLike], recursive: bool = False) ->
         if p.is_dir():
             walker = p.rglob("*") if recursive else p.iterdir()
             files = sorted(f for f in walker if f.is_file() and f.suffix.lower() in RAW_EXTENSIONS)
-        elif p.exists():
-            files = [p]
         else:
-            raise FileNotFoundError(f"{p}: no such file or folder")
+            files = [p]
         for f in files:
-            key = f.resolve()
+            key = f.absolute() if not f.exists() else f.resolve()
             if key not in seen:
                 seen.add(key)
                 found.append(f)

@@ -106,7 +106,6 @@ def test_usage_errors_are_one_line(batch, weights, tmp_path, capsys):
     out = str(tmp_path / "out")
     base = ["--weights", str(weights), "--out-dir", out]
     assert main(["restore", str(batch / "a.dng"), *base, "--m", "5", "--amplification", "3"]) == 2
-    assert main(["restore", str(tmp_path / "missing.dng"), *base]) == 2
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main(["restore", str(empty), *base]) == 2
@@ -115,8 +114,20 @@ def test_usage_errors_are_one_line(batch, weights, tmp_path, capsys):
     assert main(["restore", str(batch / "a.dng"), *missing_weights]) == 2
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line]
-    assert len(lines) == 5 and all(line.startswith("jaxdark restore: error:") for line in lines)
-    assert "not both" in lines[0] and "missing.dng" in lines[1] and "no RAW files" in lines[2]
+    assert len(lines) == 4 and all(line.startswith("jaxdark restore: error:") for line in lines)
+    assert "not both" in lines[0] and "no RAW files" in lines[1]
+
+
+def test_missing_input_fails_alone_and_the_batch_goes_on(batch, weights, tmp_path, capsys):
+    out = tmp_path / "out"
+    missing = tmp_path / "missing.dng"
+    args = [str(missing), str(batch / "a.dng"), "--weights", str(weights), "--out-dir", str(out)]
+    assert main(["restore", *args]) == 1
+    captured = capsys.readouterr()
+    assert (out / "a.png").is_file()
+    assert "restored 1 of 2 file(s)" in captured.out
+    assert "1 file(s) failed:" in captured.err and f"{missing}: no such file" in captured.err
+    assert "Traceback" not in captured.err
 
 
 def test_output_names_never_clash():
