@@ -44,4 +44,6 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    from jaxdark.flag_parsing import make_flags_parser
+
+    app.run(main, flags_parser=make_flags_parser("eval.py"))
