@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxdark.layers import WNConv
+from jaxdark.layers import WNConv, block_diagonal_kernel
 from jaxdark.model import LRELU_SLOPE, DarkRestorationNet, check_input_shape
 from jaxdark.ops import pixel_shuffle, pixel_unshuffle
 
@@ -42,15 +42,9 @@ Folded = dict[str, Any]
 
 
 def grouped_to_dense(w: np.ndarray, groups: int) -> np.ndarray:
-    """(kh, kw, in/groups, out) grouped HWIO kernel -> equivalent (kh, kw, in, out) dense one."""
-    kh, kw, cin_g, cout = w.shape
-    cout_g = cout // groups
-    dense = np.zeros((kh, kw, cin_g * groups, cout), w.dtype)
-    for g in range(groups):
-        dense[:, :, g * cin_g : (g + 1) * cin_g, g * cout_g : (g + 1) * cout_g] = w[
-            :, :, :, g * cout_g : (g + 1) * cout_g
-        ]
-    return dense
+    """(kh, kw, in/groups, out) grouped HWIO kernel -> equivalent (kh, kw, in, out) dense one
+    (`jaxdark.layers.block_diagonal_kernel`, as a host array)."""
+    return np.asarray(block_diagonal_kernel(jnp.asarray(w), groups))
 
 
 def channel_shuffle_permutation(channels: int, groups: int = 2) -> np.ndarray:
