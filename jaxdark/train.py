@@ -23,10 +23,10 @@ import numpy as np
 from flax import nnx
 
 from jaxdark.checkpointing import Checkpointer, PreemptionGuard
+from jaxdark.convert import build_model
 from jaxdark.data import sid
 from jaxdark.data.pipeline import AMPLIFICATIONS, make_iterator
 from jaxdark.errors import JaxdarkError
-from jaxdark.model import DarkRestorationNet
 from jaxdark.optim import make_optimizer
 from jaxdark.train_step import (
     TrainState,
@@ -84,12 +84,8 @@ def _initial_model(config: ml_collections.ConfigDict) -> nnx.Module:
 
         return load_model(config.init_weights)
     m = config.get("model", {})
-    return DarkRestorationNet(
-        features=int(m.get("features", 64)),
-        growth=int(m.get("growth", 32)),
-        dense_layers=tuple(m.get("dense_layers", (4, 5, 5))),
-        rngs=nnx.Rngs(int(config.seed)),
-    )
+    m = m.to_dict() if hasattr(m, "to_dict") else dict(m)
+    return build_model(m, seed=int(config.seed))
 
 
 def _mesh(config: ml_collections.ConfigDict):
