@@ -20,6 +20,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from jaxdark import evaluate as ev
 from tests.sid_fixture import BLACK_LEVEL, WHITE_LEVEL, FixtureScene, make_sid_tree
+from tests.tensorboard_events import read_events
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -394,25 +395,6 @@ def test_evaluator_for_training(sid_root, model):
     assert dict(evaluator.run(model)) == values
 
 
-def _tensorboard_scalars(logdir: Path) -> dict[str, list[tuple[int, float]]]:
-    """Scalars of the tensorboardX event files under ``logdir`` (TFRecord framing)."""
-    import struct
-
-    from tensorboardX.proto import event_pb2
-
-    out: dict[str, list[tuple[int, float]]] = {}
-    for path in sorted(logdir.glob("events.out.tfevents.*")):
-        data = path.read_bytes()
-        pos = 0
-        while pos + 12 <= len(data):
-            (n,) = struct.unpack("<Q", data[pos : pos + 8])
-            event = event_pb2.Event.FromString(data[pos + 12 : pos + 12 + n])
-            pos += 12 + n + 4
-            for v in event.summary.value:
-                out.setdefault(v.tag, []).append((event.step, v.simple_value))
-    return out
-
-
 @pytest.mark.slow
 def test_validation_during_training(tmp_path):
     """train_and_evaluate logs val/psnr and val/ssim every eval_every_steps."""
@@ -426,7 +408,7 @@ def test_validation_during_training(tmp_path):
     c.checkpoint_every_steps, c.log_every_steps, c.image_every_steps = 2, 1, 0
     c.eval_every_steps, c.num_eval_pairs = 1, 2
     train_and_evaluate(c, tmp_path / "work")
-    scalars = _tensorboard_scalars(tmp_path / "work" / "tensorboard")
+    scalars = read_events(tmp_path / "work" / "tensorboard")
     for tag in ("val/psnr", "val/ssim", "val/psnr_x100", "val/psnr_x250"):
         assert [s for s, _ in scalars[tag]] == [1, 2], tag
     assert all(np.isfinite(v) and v > 0 for _, v in scalars["val/psnr"])
