@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import numpy as np
 import pytest
 
 from tests.sid_fixture import prepare_fixture_dataset
+from tests.tensorboard_events import read_events
 
 REPO = Path(__file__).resolve().parents[1]
 STEPS = 8
@@ -106,22 +106,6 @@ def _params(workdir, step):
     return np.concatenate([np.ravel(x) for x in leaves])
 
 
-def _event_tags(logdir: Path) -> set[str]:
-    """Tags in TensorBoard event files (TFRecord framing, parsed without TensorFlow)."""
-    from tensorboardX.proto import event_pb2
-
-    tags = set()
-    for f in logdir.glob("events.out.tfevents.*"):
-        data = f.read_bytes()
-        pos = 0
-        while pos + 12 <= len(data):
-            (length,) = struct.unpack("<Q", data[pos : pos + 8])
-            event = event_pb2.Event.FromString(data[pos + 12 : pos + 12 + length])
-            pos += 12 + length + 4
-            tags.update(v.tag for v in event.summary.value)
-    return tags
-
-
 @pytest.fixture(scope="module")
 def baseline(setup):
     workdir = setup["tmp"] / "baseline"
@@ -136,7 +120,7 @@ def test_training_logs_and_checkpoints(baseline):
     steps = sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
     assert steps == [4, 6, 8]  # every 2 steps, last 3 kept
     assert (workdir / "checkpoints" / "8" / "data" / "process_0-of-1.json").is_file()
-    tags = _event_tags(workdir / "tensorboard")
+    tags = set(read_events(workdir / "tensorboard"))
     for t in ("loss", "l1", "ms_ssim", "learning_rate", "steps_per_sec", "examples_per_sec"):
         assert f"train/{t}" in tags
     assert {"train/crop_0", "train/crop_1", "train/crop_2"} <= tags
@@ -235,13 +219,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("devices_per_process", [2, 1])
-def test_two_processes_agree_with_one(setup, baseline, devices_per_process):
-    """jax.distributed on localhost: 2 processes x 1 or 2 CPU devices, gloo collectives.
-    (One device per process is the case where a replicated array made by device_put of
-    a jax array could not be saved by orbax; `replicate` builds it from NumPy.)"""
-    workdir = setup["tmp"] / f"two_process_{devices_per_process}"
+def _run_two_processes(setup, workdir, devices_per_process, timeout):
     port = _free_port()
     # train.py selects gloo collectives for CPU processes
     env = _env(setup, devices=devices_per_process)
@@ -260,7 +238,34 @@ def test_two_processes_agree_with_one(setup, baseline, devices_per_process):
         )
         for i in range(2)
     ]
-    results = [p.wait(timeout=500) for p in procs]
+    deadline = time.monotonic() + timeout
+    results = []
+    for p in procs:
+        try:
+            results.append(p.wait(timeout=max(1.0, deadline - time.monotonic())))
+        except subprocess.TimeoutExpired:  # _Proc.wait killed it
+            results.append((None, "", "timed out"))
+    for p in procs:  # a peer of a stalled process may still be waiting for it
+        if p.poll() is None:
+            p.popen.kill()
+    return results
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("devices_per_process", [2, 1])
+def test_two_processes_agree_with_one(setup, baseline, devices_per_process):
+    """jax.distributed on localhost: 2 processes x 1 or 2 CPU devices, gloo collectives.
+    (One device per process is the case where a replicated array made by device_put of
+    a jax array could not be saved by orbax; `replicate` builds it from NumPy.)"""
+    # Seen once in ~10 runs on the 2-core CI machine: both processes stall inside a
+    # checkpoint save (process 1 in the state copy, process 0 silent) until the timeout.
+    # Not understood yet (gloo on oversubscribed CPUs is the suspect); one retry with a
+    # fresh port and workdir keeps CI meaningful, and a second stall still fails.
+    for attempt in range(2):
+        workdir = setup["tmp"] / f"two_process_{devices_per_process}_try{attempt}"
+        results = _run_two_processes(setup, workdir, devices_per_process, timeout=240)
+        if all(rc is not None for rc, _, _ in results):  # None: stalled, killed
+            break
     outs = [(out, err) for _, out, err in results]
     for rc, out, err in results:
         assert rc == 0, f"{out[-2000:]}\n{err[-3000:]}"
