@@ -1,7 +1,7 @@
 """Train jaxdark on SID: ``python train.py --config=configs/sid_sony.py --workdir=DIR``.
 
-Flags only; the work is `jaxdark.train.train_and_evaluate`. Override config fields with
-``--config.FIELD=VALUE``; see configs/sid_sony.py for launch commands (one machine, pod).
+Flags only; the work is `jaxdark.training.loop.train_and_evaluate`. Override config fields
+with ``--config.FIELD=VALUE``; see configs/sid_sony.py for launch commands (one machine, pod).
 """
 
 from __future__ import annotations
@@ -9,8 +9,13 @@ from __future__ import annotations
 import os
 import sys
 
-from absl import app, flags, logging
-from ml_collections import config_flags
+from jaxdark.cli.flags import require_train_extra
+
+if __name__ == "__main__":
+    require_train_extra("train.py")
+
+from absl import app, flags, logging  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Directory for checkpoints and TensorBoard logs.")
@@ -29,7 +34,17 @@ def main(argv: list[str]) -> int:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     if not FLAGS["verbosity"].present:  # keep orbax/grain INFO chatter off the console
         logging.set_verbosity(logging.WARNING)
-    import jax  # noqa: PLC0415
+    from jaxdark.cli.flags import console_logging
+    from jaxdark.errors import JaxdarkError
+    from jaxdark.training.config import check_train_config
+
+    console_logging()
+    try:
+        check_train_config(FLAGS.config)
+    except JaxdarkError as e:
+        print(f"train.py: error: {e}", file=sys.stderr)
+        return 2
+    import jax
 
     if FLAGS.coordinator_address or FLAGS.jax_distributed:
         if "JAX_CPU_COLLECTIVES_IMPLEMENTATION" not in os.environ:
@@ -40,12 +55,11 @@ def main(argv: list[str]) -> int:
             num_processes=FLAGS.num_processes,
             process_id=FLAGS.process_id,
         )
-    from jaxdark.errors import JaxdarkError  # noqa: PLC0415
-    from jaxdark.train import train_and_evaluate  # noqa: PLC0415
+    from jaxdark.training.loop import train_and_evaluate
 
     try:
         summary = train_and_evaluate(FLAGS.config, FLAGS.workdir)
-    except (JaxdarkError, FileNotFoundError, ValueError) as e:
+    except (JaxdarkError, OSError, ValueError) as e:
         print(f"train.py: error: {e}", file=sys.stderr)
         return 2
     if summary["preempted"]:
@@ -54,6 +68,6 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    from jaxdark.flag_parsing import make_flags_parser
+    from jaxdark.cli.flags import make_flags_parser
 
     app.run(main, flags_parser=make_flags_parser("train.py"))

@@ -4,7 +4,7 @@
                                      [--smoke]
 
 Times the full training step (forward, L1 + 0.2 * (1 - MS-SSIM), backward, Adam update)
-on one fixed synthetic batch: jaxdark's jitted shard_map step (`jaxdark.train_step`) with
+on one fixed synthetic batch: jaxdark's jitted shard_map step (`jaxdark.training.step`) with
 1 and with 8 devices (simulated CPU devices unless the machine has them), and, in the
 1-device process on the same batch, our PyTorch reference network
 (`convert_weights.reference_torch`) with `pytorch_msssim` and `torch.optim.Adam`. Each
@@ -60,8 +60,8 @@ def _jax_worker(args) -> dict:
     from flax import nnx
 
     from jaxdark.model import DarkRestorationNet
-    from jaxdark.optim import make_optimizer
-    from jaxdark.train_step import (
+    from jaxdark.training.optim import make_optimizer
+    from jaxdark.training.step import (
         init_train_state,
         make_data_mesh,
         make_global_batch,

@@ -42,7 +42,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.batch_size = 8  # global, over all devices and hosts
     c.crop_size = 512
     c.amplification = "gt"  # "gt": exposure ratio; "estimated": jaxdark.estimate_amplification
-    c.amplification_brightness = 5.0  # m of the estimated factor (the reference trains with 5)
+    c.m = 5.0  # brightness m of the estimated factor (training and evaluation; reference: 5)
     c.hflip_prob = 0.5
     c.vflip_prob = 0.2
     c.worker_count = 8  # grain worker processes per host (0: read in the training process)
@@ -51,7 +51,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.prefetch_batches = 4
     # Model
     c.model = ml_collections.ConfigDict(dict(features=64, growth=32, dense_layers=(4, 5, 5)))
-    c.init_weights = ""  # optional .pth or converted checkpoint to start from
+    c.init_weights = ""  # optional .pth, converted checkpoint or training run to start from
     # Optimisation
     c.num_train_steps = 1_000_000
     c.learning_rate = 1e-4
@@ -67,10 +67,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.log_every_steps = 100
     c.image_every_steps = 5_000
     c.num_logged_images = 3
-    # Evaluation (eval.py, jaxdark.evaluate) and validation during training
+    # Evaluation (eval.py, jaxdark.evaluation) and validation during training
     c.eval_split = "test"  # the split eval.py scores: "test", "val" or "train"
     c.eval_source = "raw"  # "raw": the files in data_dir; "tfds": the prepared dataset
-    c.eval_m = 5.0  # m of the estimated factor when evaluating with amplification="estimated"
     c.drop_misaligned = False  # True: leave out test scenes 10034, 10045, 10172
     c.eval_tile_size = 0  # 0: whole frames (as the reference); N: tiles of N px (less memory)
     c.eval_tile_overlap = 128

@@ -1,4 +1,4 @@
-"""Our PyTorch rendering of the reference network, written from ARCHITECTURE.md.
+"""Our PyTorch rendering of the reference network, written from its published description.
 
 Module names reproduce the official checkpoint's keys exactly, so the official state
 dict loads with ``strict=True``: that is the proof it is the same architecture. Used

@@ -2,16 +2,22 @@
 
 Public API (see README.md):
   create_model(seed=0)           a freshly initialised network
-  load_model(path)               the network with weights from a .pth or converted checkpoint
+  load_model(path)               the network from a .pth, a converted checkpoint or a training run
   DarkRestorationNet             the network class (sizes are constructor arguments)
   estimate_amplification(x, m)   the reference's brightening factor of a normalised mosaic
   Restorer(model_or_path)        RAW mosaic/file -> sRGB at the input's resolution
+
+Importing jaxdark loads no training library (grain, tensorflow-datasets, tensorboardX,
+ml_collections): those live in `jaxdark.training` and `jaxdark.data`, installed with the
+``train`` extra.
 """
 
 from jaxdark.amplifier import estimate_amplification
-from jaxdark.convert import create_model, load_model
-from jaxdark.model import DarkRestorationNet, count_params
+from jaxdark.model import DarkRestorationNet, count_params, create_model
 from jaxdark.restorer import Restorer
+from jaxdark.weights import load_model
+
+__version__ = "0.2.0"
 
 __all__ = [
     "DarkRestorationNet",

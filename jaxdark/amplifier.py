@@ -35,9 +35,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from jaxdark.constants import MAX_AMPLIFICATION, MIN_AMPLIFICATION
+
 NUM_BINS = 127
-MIN_AMPLIFICATION = 1.0
-MAX_AMPLIFICATION = 300.0
 
 # The reference tables, float32 as in the reference.
 BIN_EDGES = ((2.0 ** np.linspace(0.0, 8.0, NUM_BINS + 1) - 1.0) / 255.0).astype(np.float32)

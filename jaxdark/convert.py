@@ -24,7 +24,7 @@ import numpy as np
 from flax import nnx
 
 from jaxdark.errors import CheckpointError
-from jaxdark.model import DarkRestorationNet, count_params
+from jaxdark.model import DarkRestorationNet, count_params, create_model
 from jaxdark.torch_pickle import extract_state_dict, read_torch_checkpoint
 
 FORMAT_VERSION = 1
@@ -101,27 +101,6 @@ def infer_config(state_dict: dict[str, np.ndarray]) -> dict[str, Any]:
         "growth": growth,
         "dense_layers": [blocks[b] for b in sorted(blocks)],
     }
-
-
-def build_model(
-    config: dict[str, Any] | None = None, seed: int = 0, *, abstract: bool = False
-) -> DarkRestorationNet:
-    """A freshly initialised model with the given architecture arguments.
-
-    With ``abstract`` the parameters are only shapes (`nnx.eval_shape`): nothing is
-    drawn or compiled, which is what loading weights needs (`assign_params` fills it).
-    """
-    config = dict(config or {})
-    if "dense_layers" in config:
-        config["dense_layers"] = tuple(config["dense_layers"])
-    if abstract:
-        return nnx.eval_shape(lambda: DarkRestorationNet(**config, rngs=nnx.Rngs(seed)))
-    return DarkRestorationNet(**config, rngs=nnx.Rngs(seed))
-
-
-def create_model(seed: int = 0, **config: Any) -> DarkRestorationNet:
-    """A freshly initialised network, initialised like the reference (see WNConv)."""
-    return build_model(config, seed)
 
 
 def _param_refs(model: DarkRestorationNet) -> dict[str, nnx.Param]:
@@ -222,7 +201,7 @@ def load_torch_model(path: str | Path) -> DarkRestorationNet:
     """The model with weights from a PyTorch checkpoint of the reference (no torch needed)."""
     state_dict = extract_state_dict(read_torch_checkpoint(path), str(path))
     try:
-        model = build_model(infer_config(state_dict), abstract=True)
+        model = create_model(abstract=True, **infer_config(state_dict))
         assign_params(model, state_dict_to_params(state_dict, model))
     except CheckpointError as e:
         raise CheckpointError(f"{path}: {e}") from None
@@ -283,7 +262,7 @@ def load_converted_model(path: str | Path) -> DarkRestorationNet:
 
     path = Path(path).absolute()
     meta = read_converted_metadata(path)
-    model = build_model(meta["model_config"], abstract=True)
+    model = create_model(abstract=True, **meta["model_config"])
     target = {k: jax.ShapeDtypeStruct(v.shape, np.float32) for k, v in _param_refs(model).items()}
     with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as ckptr:
         try:
@@ -294,14 +273,3 @@ def load_converted_model(path: str | Path) -> DarkRestorationNet:
             raise CheckpointError(f"{path}: cannot restore parameters ({e})") from None
     assign_params(model, restored["params"])
     return model
-
-
-def load_model(path: str | Path) -> DarkRestorationNet:
-    """The network with weights from the official .pth (or any reference-format PyTorch
-    checkpoint) or from a directory written by ``jaxdark convert``."""
-    path = Path(path)
-    if path.is_dir():
-        return load_converted_model(path)
-    if path.is_file():
-        return load_torch_model(path)
-    raise FileNotFoundError(f"weights not found: {path}")

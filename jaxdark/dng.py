@@ -17,7 +17,6 @@ import tifffile
 
 # CFA colour codes of the TIFF/EP CFAPattern tag.
 _CFA_CODES = {"R": 0, "G": 1, "B": 2}
-BAYER_PATTERNS = ("RGGB", "GRBG", "GBRG", "BGGR")
 
 # A fixed 6x6 X-Trans layout (Fujifilm's), for files the reader must refuse.
 XTRANS_PATTERN = (

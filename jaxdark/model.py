@@ -22,15 +22,17 @@ for the full Sony frame.
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jaxdark.constants import INPUT_MULTIPLE
 from jaxdark.layers import WNConv
 from jaxdark.ops import channel_shuffle, pixel_shuffle, pixel_unshuffle
 
 LRELU_SLOPE = 0.2
-MULTIPLE = 32  # input sides must be multiples of this
 
 
 def leaky_relu(x: jax.Array, slope: float) -> jax.Array:
@@ -171,9 +173,9 @@ def check_input_shape(shape: tuple[int, ...]) -> None:
     if len(shape) != 4 or shape[-1] != 1:
         raise ValueError(f"expected input of shape (B, H, W, 1), got {tuple(shape)}")
     h, w = shape[1], shape[2]
-    if h % MULTIPLE or w % MULTIPLE or h == 0 or w == 0:
+    if h % INPUT_MULTIPLE or w % INPUT_MULTIPLE or h == 0 or w == 0:
         raise ValueError(
-            f"input height and width must be positive multiples of {MULTIPLE}, got {h}x{w} "
+            f"input height and width must be positive multiples of {INPUT_MULTIPLE}, got {h}x{w} "
             "(pad the mosaic first, as jaxdark.Restorer does)"
         )
 
@@ -182,3 +184,17 @@ def count_params(model: nnx.Module) -> int:
     """Number of scalar parameters in ``model``."""
     state = nnx.state(model, nnx.Param)
     return sum(int(x.size) for x in jax.tree_util.tree_leaves(state))
+
+
+def create_model(seed: int = 0, *, abstract: bool = False, **sizes: Any) -> DarkRestorationNet:
+    """A `DarkRestorationNet` initialised like the reference (see `WNConv`) from ``seed``.
+
+    ``sizes`` are the constructor's arguments (``features``, ``growth``,
+    ``dense_layers``, ...). With ``abstract`` the parameters are only shapes
+    (`nnx.eval_shape`): nothing is drawn or compiled, which is what loading weights needs.
+    """
+    if "dense_layers" in sizes:
+        sizes["dense_layers"] = tuple(sizes["dense_layers"])
+    if abstract:
+        return nnx.eval_shape(lambda: DarkRestorationNet(**sizes, rngs=nnx.Rngs(seed)))
+    return DarkRestorationNet(**sizes, rngs=nnx.Rngs(seed))

@@ -1,9 +1,10 @@
 """Pixel (un)shuffle and channel shuffle in NHWC with PyTorch's channel orders.
 
-ARCHITECTURE.md section 1 fixes the orders: pixel unshuffle by r puts source pixel
-(c, y*r + i, x*r + j) in output channel ``c*r*r + i*r + j``; pixel shuffle is its
-exact inverse; the 2-group channel shuffle sends old channel ``g*(C/2) + k`` to
-``k*2 + g``. These functions keep those orders on the last (channel) axis.
+The reference (PyTorch's PixelUnshuffle / PixelShuffle and its channel shuffle) fixes
+the orders: pixel unshuffle by r puts source pixel (c, y*r + i, x*r + j) in output
+channel ``c*r*r + i*r + j``; pixel shuffle is its exact inverse; the 2-group channel
+shuffle sends old channel ``g*(C/2) + k`` to ``k*2 + g``. These functions keep those
+orders on the last (channel) axis.
 """
 
 from __future__ import annotations

@@ -19,15 +19,15 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from jaxdark.errors import RawFileError
-
-MULTIPLE = 32  # the network needs sides that are multiples of this
-BAYER_PATTERNS = ("RGGB", "GRBG", "GBRG", "BGGR")
+from jaxdark.bayer import BAYER_PATTERNS, red_position
+from jaxdark.constants import INPUT_MULTIPLE
+from jaxdark.errors import RawFileError, one_line, printable_path
 
 
 @dataclass(frozen=True)
@@ -57,21 +57,13 @@ class RawFrame:
         return int(self.mosaic.shape[0]), int(self.mosaic.shape[1])
 
 
-def bayer_offset(pattern: str) -> tuple[int, int]:
-    """(rows, cols) to prepend so that ``pattern`` starts with R: (0, 0) for RGGB."""
-    if pattern not in BAYER_PATTERNS:
-        raise ValueError(f"unsupported Bayer pattern {pattern!r}; expected one of {BAYER_PATTERNS}")
-    i = pattern.index("R")
-    return i // 2, i % 2
-
-
 def to_rggb(mosaic: np.ndarray, pattern: str) -> tuple[np.ndarray, tuple[int, int]]:
     """Bring a mosaic to the RGGB phase by reflect-padding one row and/or column.
 
     Returns the RGGB mosaic and the ``(dy, dx)`` offset of the original inside it
     (pass it to `from_rggb`).
     """
-    dy, dx = bayer_offset(pattern)
+    dy, dx = red_position(pattern)
     if dy or dx:
         mosaic = np.pad(mosaic, ((dy, 0), (dx, 0)), mode="reflect")
     return mosaic, (dy, dx)
@@ -83,12 +75,12 @@ def from_rggb(image: np.ndarray, offset: tuple[int, int], shape: tuple[int, int]
     return image[dy : dy + shape[0], dx : dx + shape[1]]
 
 
-def padded_shape(shape: tuple[int, int], multiple: int = MULTIPLE) -> tuple[int, int]:
+def padded_shape(shape: tuple[int, int], multiple: int = INPUT_MULTIPLE) -> tuple[int, int]:
     """``shape`` rounded up to multiples of ``multiple``."""
     return tuple(-(-int(s) // multiple) * multiple for s in shape)  # type: ignore[return-value]
 
 
-def pad_to_multiple(x: np.ndarray, multiple: int = MULTIPLE) -> np.ndarray:
+def pad_to_multiple(x: np.ndarray, multiple: int = INPUT_MULTIPLE) -> np.ndarray:
     """Reflect-pad the bottom and right of a (H, W) mosaic to multiples of ``multiple``.
 
     The CFA layout is preserved (see the module docstring). Sides must be at least
@@ -121,9 +113,78 @@ def _camera_name(path: Path) -> str:
     return name or "unknown camera"
 
 
-def _pattern_of(colors: np.ndarray, color_desc: str) -> str:
-    """Letters of a 2x2 cell of colour indices (both greens are ``G``)."""
-    return "".join(color_desc[int(c)] for c in colors.reshape(-1)).replace("g", "G")
+def normalise(
+    mosaic: np.ndarray, black_levels: Sequence[float] | np.ndarray, white_level: float
+) -> np.ndarray:
+    """``max(raw - black, 0) / (white - black)`` as float32, with ``black_levels`` given
+    per position of the 2x2 cell (row-major, 4 values or a (2, 2) array). Not clipped
+    above, as in the reference: saturated pixels are 1 or a little over."""
+    h, w = mosaic.shape
+    black = np.asarray(black_levels, np.float32).reshape(2, 2)
+    black_map = np.tile(black, (-(-h // 2), -(-w // 2)))[:h, :w]
+    x = np.maximum(mosaic.astype(np.float32) - black_map, 0.0)
+    return (x / (np.float32(white_level) - black_map)).astype(np.float32, copy=False)
+
+
+@contextlib.contextmanager
+def open_raw(path: str | os.PathLike) -> Iterator:
+    """``rawpy.imread`` with LibRaw's messages silenced and its errors turned into one-line
+    `RawFileError`s naming the file (the one place that maps them)."""
+    import rawpy
+
+    p = Path(path)
+    if not p.exists():
+        raise RawFileError(f"{printable_path(p)}: no such file")
+    if not p.is_file():
+        raise RawFileError(f"{printable_path(p)}: not a file")
+    try:
+        with _quiet_stderr(), rawpy.imread(str(p)) as raw:
+            yield raw
+    except RawFileError:
+        raise
+    except rawpy.LibRawFileUnsupportedError:
+        raise RawFileError(f"{printable_path(p)}: not a RAW file LibRaw can read") from None
+    except (rawpy.LibRawIOError, rawpy.LibRawDataError) as e:
+        raise RawFileError(
+            f"{printable_path(p)}: truncated, corrupt or not a RAW file (LibRaw: {one_line(e)})"
+        ) from None
+    except (rawpy.LibRawError, OSError, ValueError, MemoryError) as e:
+        raise RawFileError(f"{printable_path(p)}: cannot read RAW file ({one_line(e)})") from None
+
+
+def bayer_cell(raw, path: str | os.PathLike) -> tuple[str, tuple[float, float, float, float]]:
+    """The Bayer pattern of an open rawpy image's top-left 2x2 cell (e.g. ``"GRBG"``) and
+    the black level of each of its positions (row-major); a one-line `RawFileError`
+    naming ``path`` for X-Trans, Foveon/linear, monochrome and other non-Bayer sensors."""
+    import rawpy
+
+    p = printable_path(path)
+    if raw.raw_type != rawpy.RawType.Flat:
+        raise RawFileError(
+            f"{p}: not a Bayer mosaic (a linear/Foveon-type sensor with several "
+            "values per pixel); only 2x2 Bayer sensors are supported"
+        )
+    pattern_shape = None if raw.raw_pattern is None else raw.raw_pattern.shape
+    if raw.num_colors < 3 or pattern_shape in (None, (1, 1)):
+        raise RawFileError(f"{p}: monochrome sensor; only 2x2 Bayer sensors are supported")
+    if pattern_shape == (6, 6):
+        raise RawFileError(f"{p}: X-Trans sensor; only 2x2 Bayer sensors are supported")
+    if pattern_shape != (2, 2):
+        raise RawFileError(
+            f"{p}: {pattern_shape[0]}x{pattern_shape[1]} colour filter array; only "
+            "2x2 Bayer sensors are supported"
+        )
+    colors = np.array(raw.raw_colors_visible[:2, :2])
+    color_desc = raw.color_desc.decode("ascii", "replace")
+    pattern = "".join(color_desc[int(c)] for c in colors.reshape(-1)).replace("g", "G")
+    if pattern not in BAYER_PATTERNS:
+        raise RawFileError(
+            f"{p}: colour filter layout {pattern!r} is not a Bayer pattern "
+            f"({', '.join(BAYER_PATTERNS)})"
+        )
+    per_channel = list(raw.black_level_per_channel)
+    blacks = tuple(float(per_channel[int(c)]) for c in colors.reshape(-1))
+    return pattern, blacks  # type: ignore[return-value]
 
 
 def read_raw(path: str | os.PathLike) -> RawFrame:
@@ -135,76 +196,30 @@ def read_raw(path: str | os.PathLike) -> RawFrame:
         (X-Trans, Foveon/linear, monochrome); a frame under 32 pixels a side; bad
         levels or non-finite values.
     """
-    import rawpy
-
     p = Path(path)
-    if not p.exists():
-        raise RawFileError(f"{p}: no such file")
-    if not p.is_file():
-        raise RawFileError(f"{p}: not a file")
-    try:
-        with _quiet_stderr(), rawpy.imread(str(p)) as raw:
-            if raw.raw_type != rawpy.RawType.Flat:
-                raise RawFileError(
-                    f"{p}: not a Bayer mosaic (a linear/Foveon-type sensor with several "
-                    "values per pixel); only 2x2 Bayer sensors are supported"
-                )
-            pattern_shape = None if raw.raw_pattern is None else raw.raw_pattern.shape
-            if raw.num_colors < 3 or pattern_shape in (None, (1, 1)):
-                raise RawFileError(f"{p}: monochrome sensor; only 2x2 Bayer sensors are supported")
-            if pattern_shape == (6, 6):
-                raise RawFileError(f"{p}: X-Trans sensor; only 2x2 Bayer sensors are supported")
-            if pattern_shape != (2, 2):
-                raise RawFileError(
-                    f"{p}: {pattern_shape[0]}x{pattern_shape[1]} colour filter array; only "
-                    "2x2 Bayer sensors are supported"
-                )
-            data = np.array(raw.raw_image_visible, dtype=np.float32, copy=True)
-            h, w = data.shape[:2]
-            if data.ndim != 2 or h < 2 or w < 2:
-                raise RawFileError(f"{p}: unexpected raw data of shape {data.shape}")
-            colors = np.array(raw.raw_colors_visible[:2, :2])
-            color_desc = raw.color_desc.decode("ascii", "replace")
-            per_channel = list(raw.black_level_per_channel)
-            white = float(raw.white_level)
-    except RawFileError:
-        raise
-    except rawpy.LibRawFileUnsupportedError:
-        raise RawFileError(f"{p}: not a RAW file LibRaw can read") from None
-    except (rawpy.LibRawIOError, rawpy.LibRawDataError) as e:
-        raise RawFileError(
-            f"{p}: truncated, corrupt or not a RAW file (LibRaw: {_reason(e)})"
-        ) from None
-    except rawpy.LibRawError as e:
-        raise RawFileError(f"{p}: cannot read RAW file ({_reason(e)})") from None
-    except (OSError, ValueError, MemoryError) as e:
-        raise RawFileError(f"{p}: cannot read RAW file ({_reason(e)})") from None
-
-    pattern = _pattern_of(colors, color_desc)
-    if pattern not in BAYER_PATTERNS:
-        raise RawFileError(
-            f"{p}: colour filter layout {pattern!r} is not a Bayer pattern "
-            f"({', '.join(BAYER_PATTERNS)})"
-        )
-    if h < MULTIPLE or w < MULTIPLE:
-        raise RawFileError(f"{p}: frame of {h}x{w} pixels is too small (sides must be >= 32)")
-    blacks = tuple(float(per_channel[int(c)]) for c in colors.reshape(-1))
+    name = printable_path(p)
+    with open_raw(p) as raw:
+        pattern, blacks = bayer_cell(raw, p)
+        shape = tuple(raw.raw_image_visible.shape)
+        if len(shape) != 2 or min(shape) < INPUT_MULTIPLE:
+            what = "x".join(str(s) for s in shape)
+            raise RawFileError(
+                f"{name}: frame of {what} pixels is too small (sides must be >= {INPUT_MULTIPLE})"
+            )
+        data = np.array(raw.raw_image_visible, dtype=np.float32, copy=True)
+        white = float(raw.white_level)
     if not all(np.isfinite(blacks)) or not np.isfinite(white) or white <= max(blacks):
         raise RawFileError(
-            f"{p}: white level {white:g} is not above the black levels {list(blacks)}"
+            f"{name}: white level {white:g} is not above the black levels {list(blacks)}"
         )
     if not np.isfinite(data).all():
-        raise RawFileError(f"{p}: raw data contains NaN or infinite values")
-
-    black = np.array(blacks, np.float32).reshape(2, 2)
-    black_map = np.tile(black, (-(-h // 2), -(-w // 2)))[:h, :w]
-    mosaic = np.maximum(data - black_map, 0.0) / (np.float32(white) - black_map)
+        raise RawFileError(f"{name}: raw data contains NaN or infinite values")
     return RawFrame(
         path=str(p),
-        mosaic=mosaic.astype(np.float32, copy=False),
+        mosaic=normalise(data, blacks, white),
         pattern=pattern,
         camera=_camera_name(p),
-        black_levels=blacks,  # type: ignore[arg-type]
+        black_levels=blacks,
         white_level=white,
     )
 
@@ -234,10 +249,3 @@ def read_mosaic(path: str | os.PathLike) -> np.ndarray:
     `jaxdark.Restorer.restore` when the sensor is not RGGB.
     """
     return read_raw(path).mosaic
-
-
-def _reason(e: BaseException) -> str:
-    text = str(e).strip()
-    if text.startswith(("b'", 'b"')):
-        text = text[2:-1]
-    return text.splitlines()[0] if text else type(e).__name__

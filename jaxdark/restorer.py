@@ -38,7 +38,8 @@ import numpy as np
 from flax import nnx
 
 from jaxdark.amplifier import estimate_amplification
-from jaxdark.raw import MULTIPLE, RawFrame, from_rggb, pad_to_multiple, read_raw, to_rggb
+from jaxdark.constants import INPUT_MULTIPLE
+from jaxdark.raw import RawFrame, from_rggb, pad_to_multiple, read_raw, to_rggb
 
 ApplyFn = Callable[[Any, jax.Array], jax.Array]
 
@@ -82,7 +83,7 @@ class Restorer:
             if model is None:
                 raise ValueError("Restorer needs a model, a weights path, or apply_fn + params")
             if isinstance(model, str | os.PathLike):
-                from jaxdark import load_model
+                from jaxdark.weights import load_model
 
                 model = load_model(model)
             if not isinstance(model, nnx.Module):
@@ -92,13 +93,16 @@ class Restorer:
             from jaxdark.inference import apply_folded, fold_params
 
             apply_fn, params = apply_folded, fold_params(model)
+            self._params_of = fold_params
+        else:
+            self._params_of = None
         for name, value, low in (
-            ("tile_size", tile_size, MULTIPLE),
+            ("tile_size", tile_size, INPUT_MULTIPLE),
             ("tile_overlap", tile_overlap, 0),
         ):
-            if value is not None and (int(value) != value or value < low or value % MULTIPLE):
+            if value is not None and (int(value) != value or value < low or value % INPUT_MULTIPLE):
                 raise ValueError(
-                    f"{name} must be a multiple of {MULTIPLE} and >= {low}, got {value}"
+                    f"{name} must be a multiple of {INPUT_MULTIPLE} and >= {low}, got {value}"
                 )
         self.tile_size = None if tile_size is None else int(tile_size)
         self.tile_overlap = int(tile_overlap)
@@ -106,6 +110,20 @@ class Restorer:
         self.params = params
         self._jitted = jax.jit(self._amplified_apply)
         self._compiled: dict[tuple[int, int], Any] = {}
+
+    def set_weights(self, model: nnx.Module) -> None:
+        """Swap in ``model``'s weights (same architecture as before, e.g. a newer training
+        state); the compiled functions are reused, nothing recompiles."""
+        if self._params_of is None:
+            raise ValueError("this Restorer was built from apply_fn + params; use set_params")
+        self.set_params(self._params_of(model))
+
+    def set_params(self, params: Any) -> None:
+        """Swap the parameters passed to ``apply_fn`` (same structure, shapes and dtypes)."""
+        old = jax.tree_util.tree_structure(self.params)
+        if jax.tree_util.tree_structure(params) != old:
+            raise ValueError("set_params needs parameters with the same structure as before")
+        self.params = params
 
     # ------------------------------------------------------------------ compiled core
 
@@ -224,9 +242,10 @@ def _check_mosaic(mosaic: Any) -> np.ndarray:
         x = x[..., 0]
     if x.ndim != 2:
         raise ValueError(f"expected a (H, W) mosaic, got shape {x.shape}")
-    if min(x.shape) < MULTIPLE:
+    if min(x.shape) < INPUT_MULTIPLE:
         raise ValueError(
-            f"mosaic of {x.shape[0]}x{x.shape[1]} pixels is too small: sides must be >= {MULTIPLE}"
+            f"mosaic of {x.shape[0]}x{x.shape[1]} pixels is too small: sides must be "
+            f">= {INPUT_MULTIPLE}"
         )
     x = x.astype(np.float32, copy=False)
     if not np.isfinite(x).all():

@@ -1,4 +1,4 @@
-"""jaxdark.checkpointing: orbax save/restore of train state + grain iterator, retention,
+"""jaxdark.training.checkpointing: orbax save/restore of train state + grain iterator, retention,
 atomicity (leftover temporary directories), and the SIGTERM guard."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import numpy as np
 import optax
 import pytest
 
-from jaxdark.checkpointing import Checkpointer, PreemptionGuard
 from jaxdark.errors import CheckpointError
-from jaxdark.train_step import init_train_state, make_data_mesh, replicate, to_host
+from jaxdark.training.checkpointing import Checkpointer, PreemptionGuard
+from jaxdark.training.step import init_train_state, make_data_mesh, replicate, to_host
 
 
 def _state(seed, mesh, shape=(3, 4)):

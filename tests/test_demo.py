@@ -6,7 +6,13 @@ import pytest
 
 import jaxdark
 from jaxdark.cli import main
-from jaxdark.demo import BLACK_LEVEL, naive_brighten, side_by_side, simulate_raw, synthetic_scene
+from jaxdark.cli.demo import (
+    BLACK_LEVEL,
+    naive_brighten,
+    side_by_side,
+    simulate_raw,
+    synthetic_scene,
+)
 from jaxdark.raw import read_raw
 
 

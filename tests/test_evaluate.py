@@ -113,7 +113,7 @@ def _mosaic_independent(path: Path) -> np.ndarray:
 
 
 def _reference_amplification(x: np.ndarray, m: float) -> float:
-    """The reference algorithm (ARCHITECTURE.md section 5), written plainly."""
+    """The reference algorithm (README "The amplifier"), written plainly."""
     edges = ((2.0 ** np.linspace(0, 8, 128) - 1) / 255).astype(np.float32)
     w = 10.0 ** np.linspace(0, 5, 127)
     w = (w / w.max())[::-1].astype(np.float32)
@@ -323,9 +323,9 @@ def test_eval_cli_bad_weights_one_line(sid_root, tmp_path):
 
 
 def test_default_weights_are_the_latest_training_checkpoint(sid_root, weights, model, tmp_path):
-    from jaxdark.checkpointing import Checkpointer
-    from jaxdark.optim import make_optimizer
-    from jaxdark.train_step import init_train_state, split_model
+    from jaxdark.training.checkpointing import Checkpointer
+    from jaxdark.training.optim import make_optimizer
+    from jaxdark.training.step import init_train_state, split_model
 
     _, params = split_model(model)
     tx, _ = make_optimizer()
@@ -399,7 +399,7 @@ def test_evaluator_for_training(sid_root, model):
 def test_validation_during_training(tmp_path):
     """train_and_evaluate logs val/psnr and val/ssim every eval_every_steps."""
     from configs.sid_sony import get_config
-    from jaxdark.train import train_and_evaluate
+    from jaxdark.training.loop import train_and_evaluate
 
     root = make_sid_tree(tmp_path / "SID", height=HEIGHT, width=WIDTH, scenes=SCENES)
     c = get_config("local")

@@ -1,4 +1,4 @@
-"""jaxdark.losses against pytorch_msssim and by hand."""
+"""jaxdark.training.losses against pytorch_msssim and by hand."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxdark.losses import ms_ssim, restoration_loss
+from jaxdark.training.losses import ms_ssim, restoration_loss
 
 torch = pytest.importorskip("torch")
 pytorch_msssim = pytest.importorskip("pytorch_msssim")

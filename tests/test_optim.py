@@ -1,4 +1,4 @@
-"""jaxdark.optim: the step schedule and Adam against torch.optim.Adam."""
+"""jaxdark.training.optim: the step schedule and Adam against torch.optim.Adam."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import optax
 import pytest
 
-from jaxdark.optim import learning_rate_schedule, make_optimizer
+from jaxdark.training.optim import learning_rate_schedule, make_optimizer
 
 
 def test_schedule_steps_down_once_at_500k():

@@ -83,10 +83,10 @@ def _params(workdir, step):
     """Flattened parameters of the checkpoint at ``step`` (restored in this process)."""
     from flax import nnx
 
-    from jaxdark.checkpointing import Checkpointer
     from jaxdark.model import DarkRestorationNet
-    from jaxdark.optim import make_optimizer
-    from jaxdark.train_step import (
+    from jaxdark.training.checkpointing import Checkpointer
+    from jaxdark.training.optim import make_optimizer
+    from jaxdark.training.step import (
         init_train_state,
         make_data_mesh,
         replicate,
@@ -311,7 +311,7 @@ def test_config_recipe_and_local_variant():
 def test_bad_config_is_a_one_line_error(tmp_path, override, message):
     from configs.sid_sony import get_config
     from jaxdark.errors import JaxdarkError
-    from jaxdark.train import train_and_evaluate
+    from jaxdark.training.loop import train_and_evaluate
 
     config = get_config("local")
     config.data_dir = str(tmp_path)

@@ -23,10 +23,10 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 from flax import nnx  # noqa: E402
 
-from jaxdark.losses import restoration_loss  # noqa: E402
 from jaxdark.model import DarkRestorationNet  # noqa: E402
-from jaxdark.optim import make_optimizer  # noqa: E402
-from jaxdark.train_step import (  # noqa: E402
+from jaxdark.training.losses import restoration_loss  # noqa: E402
+from jaxdark.training.optim import make_optimizer  # noqa: E402
+from jaxdark.training.step import (  # noqa: E402
     host_scalars,
     init_train_state,
     make_data_mesh,

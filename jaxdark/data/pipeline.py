@@ -12,7 +12,7 @@ read by one process only, and the global batches are the same for any number of
 processes (a 2-host run sees exactly the batches of a 1-host run). Everything is a
 function of ``seed`` and the stream position: a fixed seed gives the same batches, with
 or without workers, and the iterator's state (`get_state`) is a small dict saved with
-each checkpoint (see `jaxdark.checkpointing`).
+each checkpoint (see `jaxdark.training.checkpointing`).
 
 Crops start at offsets of the right parity so the crop's top-left 2x2 cell is R G / G B
 whatever the camera's CFA layout; a flipped crop is taken one pixel further on along
@@ -31,19 +31,11 @@ from typing import Any
 import grain
 import numpy as np
 
-MODEL_MULTIPLE = 32
+from jaxdark.bayer import red_position
+from jaxdark.constants import INPUT_MULTIPLE
+from jaxdark.raw import normalise
+
 AMPLIFICATIONS = ("gt", "estimated")
-_R_POSITION = {"RGGB": (0, 0), "GRBG": (0, 1), "GBRG": (1, 0), "BGGR": (1, 1)}
-
-
-def red_position(cfa: str) -> tuple[int, int]:
-    """(row, col) of the red pixel in the 2x2 CFA cell ``cfa`` (raster order)."""
-    try:
-        return _R_POSITION[cfa]
-    except KeyError:
-        raise ValueError(
-            f"unsupported CFA layout {cfa!r}; expected one of {sorted(_R_POSITION)}"
-        ) from None
 
 
 def _start(rng: np.random.Generator, size: int, crop: int, parity: int) -> int | None:
@@ -57,7 +49,7 @@ def _start(rng: np.random.Generator, size: int, crop: int, parity: int) -> int |
 def crop_and_flip(
     mosaic: np.ndarray,
     target: np.ndarray,
-    cfa: str,
+    pattern: str,
     crop_size: int,
     rng: np.random.Generator,
     hflip_prob: float = 0.5,
@@ -72,7 +64,7 @@ def crop_and_flip(
         raise ValueError(f"target {target.shape[:2]} and mosaic {(h, w)} differ in size")
     if crop_size > h or crop_size > w:
         raise ValueError(f"crop_size {crop_size} is larger than the image ({h}x{w})")
-    ry, rx = red_position(cfa)
+    ry, rx = red_position(pattern)
     vflip = bool(rng.random() < vflip_prob)
     hflip = bool(rng.random() < hflip_prob)
     # Unflipped: the window starts on the red row/column. Flipped: it ends on one, so
@@ -85,7 +77,7 @@ def crop_and_flip(
         hflip, left = False, _start(rng, w, crop_size, rx)
     if top is None or left is None:
         raise ValueError(
-            f"crop_size {crop_size} does not fit a {h}x{w} {cfa} mosaic at the Bayer phase"
+            f"crop_size {crop_size} does not fit a {h}x{w} {pattern} mosaic at the Bayer phase"
         )
     m = mosaic[top : top + crop_size, left : left + crop_size]
     t = target[top : top + crop_size, left : left + crop_size]
@@ -96,23 +88,14 @@ def crop_and_flip(
     return np.ascontiguousarray(m), np.ascontiguousarray(t), (top, left, hflip, vflip)
 
 
-def normalise(mosaic: np.ndarray, black_level: np.ndarray, white_level: float) -> np.ndarray:
-    """``max(raw - black, 0) / (white - black)`` as float32, black per 2x2 position."""
-    h, w = mosaic.shape
-    reps = (h // 2 + 1, w // 2 + 1)
-    black = np.tile(np.asarray(black_level, np.float32), reps)[:h, :w]
-    x = np.maximum(mosaic.astype(np.float32) - black, 0.0)
-    return x / (np.float32(white_level) - black)
-
-
-def estimated_amplification(x: np.ndarray, brightness: float) -> float:
+def estimated_amplification(x: np.ndarray, m: float) -> float:
     """``jaxdark.amplifier.estimate_amplification`` of a normalised frame, on the CPU."""
     import jax  # noqa: PLC0415
 
     from jaxdark.amplifier import estimate_amplification  # noqa: PLC0415
 
     with jax.default_device(jax.local_devices(backend="cpu")[0]):
-        return float(estimate_amplification(x, brightness))
+        return float(estimate_amplification(x, m))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,7 +110,7 @@ class CropAmplify(grain.transforms.RandomMap):
 
     crop_size: int
     amplification: str = "gt"
-    brightness: float = 5.0
+    m: float = 5.0
     hflip_prob: float = 0.5
     vflip_prob: float = 0.2
 
@@ -136,9 +119,9 @@ class CropAmplify(grain.transforms.RandomMap):
             raise ValueError(
                 f"amplification must be one of {AMPLIFICATIONS}, got {self.amplification!r}"
             )
-        if self.crop_size <= 0 or self.crop_size % MODEL_MULTIPLE:
+        if self.crop_size <= 0 or self.crop_size % INPUT_MULTIPLE:
             raise ValueError(
-                f"crop_size must be a positive multiple of {MODEL_MULTIPLE}, got {self.crop_size}"
+                f"crop_size must be a positive multiple of {INPUT_MULTIPLE}, got {self.crop_size}"
             )
 
     def random_map(self, element: dict, rng: np.random.Generator) -> dict:
@@ -147,7 +130,7 @@ class CropAmplify(grain.transforms.RandomMap):
             m, t, _ = crop_and_flip(
                 mosaic,
                 target,
-                element["cfa"],
+                element["pattern"],
                 self.crop_size,
                 rng,
                 self.hflip_prob,
@@ -155,11 +138,11 @@ class CropAmplify(grain.transforms.RandomMap):
             )
         except ValueError as e:
             raise ValueError(f"{element.get('short_file', 'record')}: {e}") from None
-        black, white = element["black_level"], element["white_level"]
+        black, white = element["black_levels"], element["white_level"]
         if self.amplification == "gt":
             amp = float(element["ratio"])
         else:
-            amp = estimated_amplification(normalise(mosaic, black, white), self.brightness)
+            amp = estimated_amplification(normalise(mosaic, black, white), self.m)
         x = normalise(m, black, white) * np.float32(amp)
         return {
             "input": x[..., None].astype(np.float32),
@@ -224,7 +207,7 @@ def make_dataset(
     crop_size: int,
     seed: int,
     amplification: str = "gt",
-    brightness: float = 5.0,
+    m: float = 5.0,
     hflip_prob: float = 0.5,
     vflip_prob: float = 0.2,
     worker_count: int = 0,
@@ -246,7 +229,7 @@ def make_dataset(
 
         process_index, process_count = jax.process_index(), jax.process_count()
     batch = local_batch_size(global_batch_size, process_count)
-    transform = CropAmplify(crop_size, amplification, brightness, hflip_prob, vflip_prob)
+    transform = CropAmplify(crop_size, amplification, m, hflip_prob, vflip_prob)
     if len(source) == 0:
         raise ValueError("the training split has no records")
     ds = grain.MapDataset.source(source).shuffle(seed=seed).repeat(None)

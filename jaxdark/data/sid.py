@@ -25,150 +25,38 @@ is a random-access source for grain; nothing is held in RAM.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
-import re
 import sys
 from pathlib import Path
 
 import numpy as np
 import tensorflow_datasets as tfds
 
+from jaxdark.data.sid_files import (
+    LIST_FILES,
+    PAIR_SPLITS,
+    parse_exposure_name,
+    parse_list_file,
+    raw_shape,
+    read_ground_truth,
+    read_short,
+)
 from jaxdark.errors import JaxdarkError, RawFileError
 
 log = logging.getLogger(__name__)
 
 NAME = "sid_sony"
-MAX_RATIO = 300.0
-LIST_FILES = {
-    "train": "Sony_train_list.txt",
-    "validation": "Sony_val_list.txt",
-    "test": "Sony_test_list.txt",
-}
 GT_SPLIT = "ground_truth"
-PAIR_SPLITS = tuple(LIST_FILES)
-_NAME_RE = re.compile(r"^(\d+)_(\d+)_([0-9.]+)s\.[A-Za-z0-9]+$")
-
-
-@dataclasses.dataclass(frozen=True)
-class SIDPair:
-    """One line of a SID list file."""
-
-    short_file: str  # relative to the SID folder, e.g. "Sony/short/00001_00_0.04s.ARW"
-    long_file: str
-    scene_id: int
-    shot: int
-    short_exposure: float
-    long_exposure: float
-    iso: int
-    aperture: float
-
-    @property
-    def ratio(self) -> float:
-        """Ground-truth amplification: long/short exposure, capped at 300."""
-        return min(self.long_exposure / self.short_exposure, MAX_RATIO)
-
-
-def parse_exposure_name(name: str) -> tuple[int, int, float]:
-    """``00001_00_0.04s.ARW`` -> (scene id 1, shot 0, exposure 0.04 s)."""
-    m = _NAME_RE.match(Path(name).name)
-    if not m or float(m.group(3)) <= 0:
-        raise JaxdarkError(
-            f"{name}: expected a SID file name like 00001_00_0.04s.ARW (scene_shot_exposure.ext)"
-        )
-    return int(m.group(1)), int(m.group(2)), float(m.group(3))
-
-
-def parse_list_file(path: str | Path) -> list[SIDPair]:
-    """Parse a ``Sony_*_list.txt`` file into pairs (blank lines ignored)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: SID list file not found")
-    pairs = []
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
-        fields = line.split()
-        if not fields:
-            continue
-        where = f"{path}:{lineno}"
-        if len(fields) < 2:
-            raise JaxdarkError(f"{where}: expected 'SHORT LONG [ISOnnn] [Fn]', got {line!r}")
-        short, long_ = (f[2:] if f.startswith("./") else f for f in fields[:2])
-        scene, shot, t_short = parse_exposure_name(short)
-        long_scene, _, t_long = parse_exposure_name(long_)
-        if long_scene != scene:
-            raise JaxdarkError(f"{where}: short and long files are of different scenes")
-        iso, aperture = 0, 0.0
-        for extra in fields[2:]:
-            if extra.upper().startswith("ISO") and extra[3:].isdigit():
-                iso = int(extra[3:])
-            elif extra[:1].upper() == "F":
-                try:
-                    aperture = float(extra[1:])
-                except ValueError:
-                    pass
-        pairs.append(SIDPair(short, long_, scene, shot, t_short, t_long, iso, aperture))
-    return pairs
-
-
-def cfa_info(raw) -> tuple[str, np.ndarray]:
-    """CFA letters of the 2x2 cell in raster order (e.g. "RGGB") and the (2, 2) black
-    levels per cell position, from an open rawpy image; RawFileError unless Bayer."""
-    pattern = np.asarray(raw.raw_pattern)
-    desc = raw.color_desc.decode("ascii", "replace")
-    if pattern.shape != (2, 2):
-        raise RawFileError(f"not a 2x2 Bayer mosaic (CFA pattern of shape {pattern.shape})")
-    letters = "".join(desc[i] for i in pattern.ravel())
-    if sorted(letters) != ["B", "G", "G", "R"]:
-        raise RawFileError(f"not an RGB Bayer mosaic (CFA {letters!r})")
-    black = np.asarray(raw.black_level_per_channel, np.float32)[pattern]
-    return letters, black.astype(np.float32)
-
-
-def read_short(path: Path) -> dict:
-    """The mosaic and levels of a short-exposure raw file."""
-    import rawpy  # noqa: PLC0415
-
-    try:
-        with rawpy.imread(str(path)) as raw:
-            cfa, black = cfa_info(raw)
-            mosaic = np.array(raw.raw_image_visible, dtype=np.uint16)
-            white = float(raw.white_level)
-    except RawFileError as e:
-        raise RawFileError(f"{path}: {e}") from None
-    except (rawpy.LibRawError, OSError, ValueError) as e:
-        raise RawFileError(f"{path}: cannot read raw file ({e})") from None
-    return {"mosaic": mosaic, "cfa": cfa, "black": black, "white": white}
-
-
-def read_ground_truth(path: Path) -> np.ndarray:
-    """The reference's 16-bit sRGB ground truth of a long-exposure raw file."""
-    import rawpy  # noqa: PLC0415
-
-    try:
-        with rawpy.imread(str(path)) as raw:
-            rgb = raw.postprocess(
-                use_camera_wb=True, half_size=False, no_auto_bright=True, output_bps=16
-            )
-    except (rawpy.LibRawError, OSError, ValueError) as e:
-        raise RawFileError(f"{path}: cannot read raw file ({e})") from None
-    return np.asarray(rgb, np.uint16)
-
-
-def _raw_shape(path: Path) -> tuple[int, int]:
-    import rawpy  # noqa: PLC0415
-
-    try:
-        with rawpy.imread(str(path)) as raw:
-            return tuple(raw.raw_image_visible.shape)
-    except (rawpy.LibRawError, OSError, ValueError) as e:
-        raise RawFileError(f"{path}: cannot read raw file ({e})") from None
 
 
 class SidSony(tfds.core.GeneratorBasedBuilder):
     """SID Sony pairs with ground truth stored once per scene (see module docstring)."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Pairs per list file; ground truth once per long exposure."}
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {
+        "1.0.0": "Pairs per list file; ground truth once per long exposure.",
+        "1.1.0": "Fields renamed: cfa -> pattern, black_level -> black_levels.",
+    }
     MANUAL_DOWNLOAD_INSTRUCTIONS = (
         "Download and extract SID's Sony.zip and the list files; pass the folder holding "
         "Sony/short, Sony/long and Sony_{train,val,test}_list.txt as manual_dir."
@@ -201,9 +89,9 @@ class SidSony(tfds.core.GeneratorBasedBuilder):
                     "image": tfds.features.Tensor(
                         shape=(None, None, 3), dtype=u16, encoding="zlib"
                     ),
-                    "black_level": tfds.features.Tensor(shape=(2, 2), dtype=f32),
+                    "black_levels": tfds.features.Tensor(shape=(2, 2), dtype=f32),
                     "white_level": scalar(dtype=f32),
-                    "cfa": text(),
+                    "pattern": text(),
                     "short_exposure": scalar(dtype=f32),
                     "long_exposure": scalar(dtype=f32),
                     "ratio": scalar(dtype=f32),
@@ -235,7 +123,7 @@ class SidSony(tfds.core.GeneratorBasedBuilder):
         gt_shapes: dict[str, tuple[int, int]] = {}
         for long_file in sorted({p.long_file for ps in pairs.values() for p in ps}):
             try:
-                gt_shapes[long_file] = _raw_shape(root / long_file)
+                gt_shapes[long_file] = raw_shape(root / long_file)
             except RawFileError as e:
                 self._skip(f"{e} (its pairs are left out)")
         gt_files = list(gt_shapes)
@@ -262,9 +150,9 @@ class SidSony(tfds.core.GeneratorBasedBuilder):
         return {
             "mosaic": np.zeros((0, 0), np.uint16),
             "image": np.zeros((0, 0, 3), np.uint16),
-            "black_level": np.zeros((2, 2), np.float32),
+            "black_levels": np.zeros((2, 2), np.float32),
             "white_level": 0.0,
-            "cfa": "",
+            "pattern": "",
             "short_exposure": 0.0,
             "long_exposure": 0.0,
             "ratio": 0.0,
@@ -294,10 +182,7 @@ class SidSony(tfds.core.GeneratorBasedBuilder):
                 continue
             ex = self._empty()
             ex.update(
-                mosaic=short["mosaic"],
-                black_level=short["black"],
-                white_level=short["white"],
-                cfa=short["cfa"],
+                **short,
                 short_exposure=p.short_exposure,
                 long_exposure=p.long_exposure,
                 ratio=p.ratio,
@@ -375,7 +260,7 @@ class SIDPairs:
     """Random-access source of one pair split, each record joined with its ground truth.
 
     ``pairs[i]`` is a dict: ``mosaic`` (H, W) uint16, ``target`` (H, W, 3) uint16 (omitted
-    with ``with_target=False``), ``black_level`` (2, 2), ``white_level``, ``cfa`` (str),
+    with ``with_target=False``), ``black_levels`` (2, 2), ``white_level``, ``pattern`` (str),
     ``ratio``, exposures, ``iso``, ``aperture``, ``scene_id``, ``short_file`` and
     ``long_file`` (str). Picklable, so grain worker processes can read it.
     """
@@ -393,7 +278,7 @@ class SIDPairs:
     def __getitem__(self, index: int) -> dict:
         rec = self._pairs[int(index)]
         out = {k: v for k, v in rec.items() if k not in ("image", "gt_index")}
-        for k in ("cfa", "short_file", "long_file"):
+        for k in ("pattern", "short_file", "long_file"):
             out[k] = out[k].decode() if isinstance(out[k], bytes) else out[k]
         if self._gt is not None:
             gt = self._gt[int(rec["gt_index"])]

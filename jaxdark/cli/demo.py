@@ -143,8 +143,9 @@ def run(args: argparse.Namespace) -> int:
     """Write the DNG, restore it like ``jaxdark restore``, save the three PNGs."""
     import cv2
 
+    from jaxdark.cli.restore import restore_one
+    from jaxdark.fileio import write_image
     from jaxdark.raw import read_raw
-    from jaxdark.restore_cli import restore_one, write_atomic
     from jaxdark.restorer import Restorer
 
     if args.height < 32 or args.width < 32:
@@ -184,8 +185,8 @@ def run(args: argparse.Namespace) -> int:
     amplification = restorer.amplification(frame.mosaic, args.m)
     naive = naive_brighten(frame.mosaic, amplification)
     restored = cv2.imread(str(result.outputs[0]), cv2.IMREAD_COLOR)[..., ::-1] / 255.0
-    write_atomic(out_dir / "naive.png", naive, "png")
-    write_atomic(out_dir / "side_by_side.png", side_by_side(naive, restored), "png")
+    write_image(out_dir / "naive.png", naive, "png")
+    write_image(out_dir / "side_by_side.png", side_by_side(naive, restored), "png")
     for name in ("naive.png", "restored.png", "side_by_side.png"):
         print(f"saved {out_dir / name}")
     return 0

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -25,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxdark.errors import JaxdarkError
+from jaxdark.errors import JaxdarkError, one_line
+from jaxdark.fileio import IMAGE_FORMATS, write_image
 
-FORMATS = {"png": ".png", "png16": ".png", "jpg": ".jpg", "tiff": ".tiff"}
 DEFAULT_M = 5.0
 
 # Extensions of the RAW formats LibRaw reads (matched case-insensitively in folders;
@@ -66,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--format",
-        choices=sorted(FORMATS),
+        choices=sorted(IMAGE_FORMATS),
         default="png",
         help="png (8-bit, default), png16, jpg (8-bit) or tiff (16-bit)",
     )
@@ -141,54 +140,7 @@ def output_stems(paths: Sequence[Path]) -> list[str]:
 def output_name(stem: str, m: float | None, several: bool, fmt: str) -> str:
     """File name of one output: ``stem.png`` or, for several m values, ``stem_m5.png``."""
     suffix = f"_m{m:g}" if several and m is not None else ""
-    return f"{stem}{suffix}{FORMATS[fmt]}"
-
-
-# --------------------------------------------------------------------------- writing
-
-
-def to_uint(image: np.ndarray, bits: int) -> np.ndarray:
-    """[0, 1] float image -> rounded uint8 (bits=8) or uint16 (bits=16)."""
-    top = (1 << bits) - 1
-    q = np.rint(np.clip(image, 0.0, 1.0) * top)
-    return q.astype(np.uint8 if bits == 8 else np.uint16)
-
-
-def encode(path: Path, image: np.ndarray, fmt: str) -> None:
-    """Write an (H, W, 3) [0, 1] RGB image to ``path`` in ``fmt`` (not atomic)."""
-    if fmt == "tiff":
-        import tifffile
-
-        tifffile.imwrite(path, to_uint(image, 16), photometric="rgb", compression="zlib")
-        return
-    import cv2
-
-    data = to_uint(image, 16 if fmt == "png16" else 8)
-    params = [cv2.IMWRITE_JPEG_QUALITY, 95] if fmt == "jpg" else []
-    ok, buf = cv2.imencode(FORMATS[fmt], np.ascontiguousarray(data[..., ::-1]), params)
-    if not ok:
-        raise OSError(f"{path}: OpenCV could not encode the image as {fmt}")
-    path.write_bytes(buf.tobytes())
-
-
-def write_atomic(path: Path, image: np.ndarray, fmt: str) -> None:
-    """`encode` into a temporary file beside ``path``, then rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        encode(Path(tmp), image, fmt)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; give normal permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+    return f"{stem}{suffix}{IMAGE_FORMATS[fmt]}"
 
 
 # --------------------------------------------------------------------------- restoring
@@ -227,7 +179,7 @@ def restore_one(
             compiled = len(restorer.compiled_shapes)
             r = restorer.restore_frame(frame, amplification, DEFAULT_M if m is None else m)
             out = out_dir / output_name(stem, m, len(ms) > 1 and amplification is None, fmt)
-            write_atomic(out, r.image, fmt)
+            write_image(out, r.image, fmt)
             outputs.append(out)
             note = " incl. compile" if len(restorer.compiled_shapes) > compiled else ""
             what = f"x{r.amplification:.4g}" + ("" if m is None else f" (m={m:g})")
@@ -240,15 +192,10 @@ def restore_one(
         )
         return FileResult(path, outputs, None, report)
     except (JaxdarkError, ValueError, OSError) as e:
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        if not msg.startswith(str(path)):
-            msg = f"{path}: {msg}"
+        msg = one_line(e, path)
         return FileResult(path, outputs, msg, msg)
     except Exception as e:  # e.g. out of memory in XLA: report it, keep the batch going
-        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        msg = f"{type(e).__name__}: {first}" if first else type(e).__name__
-        if not msg.startswith(str(path)):
-            msg = f"{path}: {msg}"
+        msg = one_line(RuntimeError(f"{type(e).__name__}: {one_line(e)}"), path)
         return FileResult(path, outputs, msg, msg)
 
 

@@ -24,8 +24,9 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
-from jaxdark.errors import CheckpointError
-from jaxdark.train_step import TrainState
+from jaxdark.errors import CheckpointError, one_line
+from jaxdark.training.step import TrainState
+from jaxdark.weights import STATE_ITEM
 
 
 def _state_tree(state: TrainState) -> dict:
@@ -75,7 +76,7 @@ class Checkpointer:
             self.directory,
             options=options,
             item_handlers={
-                "state": ocp.StandardCheckpointHandler(),
+                STATE_ITEM: ocp.StandardCheckpointHandler(),
                 "data": grain.checkpoint.CheckpointHandler(),
             },
         )
@@ -103,7 +104,7 @@ class Checkpointer:
         if not (force or step % self.every_steps == 0) or step in self._manager.all_steps():
             return False
         snapshot = jax.tree_util.tree_map(jnp.copy, _state_tree(state))
-        args = {"state": ocp.args.StandardSave(snapshot)}
+        args = {STATE_ITEM: ocp.args.StandardSave(snapshot)}
         if data_iterator is not None:
             args["data"] = grain.checkpoint.CheckpointSave(data_iterator)
         # The decision is ours (orbax would also save the first step of a run).
@@ -117,7 +118,7 @@ class Checkpointer:
         step = self.latest_step() if step is None else step
         if step is None:
             raise CheckpointError(f"{self.directory}: no complete checkpoint to restore")
-        args = {"state": ocp.args.StandardRestore(_abstract(_state_tree(template)))}
+        args = {STATE_ITEM: ocp.args.StandardRestore(_abstract(_state_tree(template)))}
         if data_iterator is not None:
             args["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
         try:
@@ -125,9 +126,9 @@ class Checkpointer:
         except (ValueError, KeyError, FileNotFoundError) as e:
             raise CheckpointError(
                 f"{self.directory}: checkpoint {step} does not fit this run "
-                f"(model, optimiser or data settings changed?): {str(e).splitlines()[0]}"
+                f"(model, optimiser or data settings changed?): {one_line(e)}"
             ) from None
-        tree = restored["state"]
+        tree = restored[STATE_ITEM]
         return TrainState(step=tree["step"], params=tree["params"], opt_state=tree["opt_state"])
 
     def wait(self) -> None:

@@ -15,9 +15,9 @@ from jaxdark.errors import JaxdarkError
 
 # subcommand -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "convert": ("jaxdark.convert_cli", "convert a PyTorch checkpoint to a jaxdark (orbax) one"),
-    "restore": ("jaxdark.restore_cli", "restore dark RAW files to sRGB images"),
-    "demo": ("jaxdark.demo", "restore a synthetic dark DNG scene and save a side-by-side"),
+    "convert": ("jaxdark.cli.convert", "convert a PyTorch checkpoint to a jaxdark (orbax) one"),
+    "restore": ("jaxdark.cli.restore", "restore dark RAW files to sRGB images"),
+    "demo": ("jaxdark.cli.demo", "restore a synthetic dark DNG scene and save a side-by-side"),
 }
 
 

@@ -28,7 +28,7 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jaxdark.losses import restoration_loss
+from jaxdark.training.losses import restoration_loss
 
 DATA_AXIS = "data"
 

@@ -1,0 +1,71 @@
+"""Helpers of the absl entry points (train.py, eval.py): the extra check, one-line flag
+errors, and console logging.
+
+absl reports its own flag errors tidily, but a ``--config.FIELD=VALUE`` naming a field the
+config does not have escapes from ml_collections as a multi-line traceback, and a config
+file that is missing or broken gives chained tracebacks. This parser turns every flag
+error into ``PROG: error: ...`` on one line and exit status 2.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Callable
+
+from jaxdark.errors import JaxdarkError, one_line
+
+
+def require_train_extra(prog: str) -> None:
+    """Exit with one line and status 2 unless the ``train`` extra is installed."""
+    from jaxdark.extras import require_extra
+
+    try:
+        require_extra("train", prog)
+    except JaxdarkError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _flag_error_text(error: BaseException) -> str:
+    text = str(error)
+    if isinstance(error, AttributeError | KeyError):  # unknown config field
+        text = text.replace("\\n", " ").replace("\\'", "'")
+        unknown = re.search(r"'([A-Za-z_][\w.]*)'", text)
+        hint = re.search(r'Did you mean "([\w.]+)"', text)
+        if unknown:
+            text = f"the config has no field {unknown.group(1)!r}"
+            if hint:
+                text += f" (did you mean {hint.group(1)!r}?)"
+    cause = error.__cause__ or error.__context__
+    if isinstance(error, Exception) and "config" in text.lower() and cause is not None:
+        text = f"{text.rstrip('.')}: {one_line(cause)}"
+    return " ".join(text.split())
+
+
+def make_flags_parser(prog: str) -> Callable[[list[str]], list[str]]:
+    """A ``flags_parser`` for ``absl.app.run`` that reports bad flags on one line."""
+    from absl import flags
+
+    def parse(argv: list[str]) -> list[str]:
+        try:
+            return flags.FLAGS(argv)
+        except Exception as e:  # noqa: BLE001 - any flag or config-file error is one line
+            print(f"{prog}: error: {_flag_error_text(e)}", file=sys.stderr)
+            sys.exit(2)
+
+    return parse
+
+
+def console_logging() -> None:
+    """Send jaxdark's log records (INFO and up) to stdout as plain lines."""
+    logger = logging.getLogger("jaxdark")
+    if any(getattr(h, "_jaxdark_console", False) for h in logger.handlers):
+        return
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler._jaxdark_console = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False

@@ -1,0 +1,7 @@
+"""Numbers the whole package agrees on (one home for each)."""
+
+INPUT_MULTIPLE = 32  # the network's input sides must be multiples of this (five 2x downsamplings)
+MIN_AMPLIFICATION = 1.0  # the amplifier's and the exposure ratio's range, as in the reference
+MAX_AMPLIFICATION = 300.0
+MAX_USER_AMPLIFICATION = 1e4  # a factor given by hand (--amplification) above this is refused
+MAX_M = 1e3  # the amplifier's brightness m must lie in (0, MAX_M]
