@@ -50,9 +50,10 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"--pairs must be in 1..{len(EXPOSURES)}")
 
     import jax
-    import ml_collections
 
-    from jaxdark import evaluate as ev
+    from configs.sid_sony import get_config
+    from jaxdark import evaluation as ev
+    from jaxdark.evaluation.reports import output_dir
     from tests.sid_fixture import FixtureScene, make_sid_tree
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_eval_"))
@@ -64,11 +65,10 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     for mode in ("gt", "estimated"):
-        config = ml_collections.ConfigDict(
-            dict(data_dir=str(root), amplification=mode, eval_m=5.0, eval_tile_size=args.tile)
-        )
+        config = get_config()
+        config.data_dir, config.amplification, config.eval_tile_size = str(root), mode, args.tile
         s = ev.evaluate(config, work / "runs", weights)
-        out = ev.output_dir(work / "runs", "test", mode, 5.0)
+        out = output_dir(work / "runs", "test", mode, 5.0)
         with open(out / "results.csv") as f:
             res = list(csv.DictReader(f))
         restore = [float(r["seconds"]) for r in res]

@@ -455,7 +455,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import jax
 
-    from jaxdark.convert import create_model, load_model, params_to_state_dict
+    from jaxdark import create_model, load_model
+    from jaxdark.convert import params_to_state_dict
     from jaxdark.errors import JaxdarkError
     from jaxdark.inference import fold_params
 

@@ -61,22 +61,15 @@ def _jax_worker(args) -> dict:
 
     from jaxdark.model import DarkRestorationNet
     from jaxdark.training.optim import make_optimizer
-    from jaxdark.training.step import (
-        init_train_state,
-        make_data_mesh,
-        make_global_batch,
-        make_train_step,
-        replicate,
-        split_model,
-    )
+    from jaxdark.training.state import setup_training
+    from jaxdark.training.step import make_global_batch
 
-    graphdef, params = split_model(DarkRestorationNet(rngs=nnx.Rngs(0)))
     tx, _ = make_optimizer()
-    mesh = make_data_mesh()
-    step = make_train_step(graphdef, tx, mesh)
+    setup = setup_training(DarkRestorationNet(rngs=nnx.Rngs(0)), tx)
+    step = setup.train_step
     x, y = _batch(args.batch, args.crop)
-    batch = make_global_batch({"input": x, "target": y}, mesh)
-    box = {"state": replicate(init_train_state(params, tx), mesh)}
+    batch = make_global_batch({"input": x, "target": y}, setup.mesh)
+    box = {"state": setup.state}
 
     def run():
         box["state"], metrics = step(box["state"], batch)

@@ -48,7 +48,7 @@ def compare(path: str | Path, size=(256, 384), batch: int = 1, seed: int = 0) ->
     import torch
 
     from convert_weights.reference_torch import reference_from_state_dict
-    from jaxdark.convert import load_model
+    from jaxdark import load_model
     from jaxdark.model import count_params
 
     path = Path(path)

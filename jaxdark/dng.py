@@ -56,7 +56,7 @@ def write_dng(
     raw: np.ndarray,
     *,
     pattern: str | Sequence[str] = "RGGB",
-    black_level: int | Sequence[int] = 512,
+    black_levels: int | Sequence[int] = 512,
     white_level: int = 16383,
     make: str = "jaxdark",
     model: str = "Synthetic Bayer",
@@ -72,7 +72,7 @@ def write_dng(
       pattern: for (H, W) data, a 2x2 Bayer layout such as ``"GRBG"``, or a
         sequence of equal-length rows for larger CFAs (see `XTRANS_PATTERN`), or
         ``"mono"`` for a monochrome sensor. Ignored for (H, W, 3) data.
-      black_level: one value, or one per CFA position in row-major order (4 for a
+      black_levels: one value, or one per CFA position in row-major order (4 for a
         2x2 Bayer layout).
       white_level: saturation value of the sensor data.
       make, model: what rawpy reports as the camera.
@@ -98,7 +98,7 @@ def write_dng(
     else:
         raise ValueError(f"write_dng: raw must be (H, W) or (H, W, 3), got {raw.shape}")
 
-    levels = [int(black_level)] if np.isscalar(black_level) else [int(b) for b in black_level]
+    levels = [int(black_levels)] if np.isscalar(black_levels) else [int(b) for b in black_levels]
     tags: list[tuple] = [
         (271, "s", 0, make, True),  # Make
         (272, "s", 0, model, True),  # Model

@@ -45,7 +45,7 @@ def write_bayer_dng(
     path: str | Path,
     mosaic: np.ndarray,
     *,
-    black_level: int = BLACK_LEVEL,
+    black_levels: int = BLACK_LEVEL,
     white_level: int = WHITE_LEVEL,
     cfa: str = "RGGB",
     as_shot_neutral: tuple[float, float, float] = (0.5, 1.0, 0.6667),
@@ -68,7 +68,7 @@ def write_bayer_dng(
         (50710, "B", 3, (0, 1, 2), True),  # CFAPlaneColor
         (50711, "H", 1, 1, True),  # CFALayout: rectangular
         (50713, "H", 2, (1, 1), True),  # BlackLevelRepeatDim
-        (50714, "H", 1, int(black_level), True),  # BlackLevel
+        (50714, "H", 1, int(black_levels), True),  # BlackLevel
         (50717, "H", 1, int(white_level), True),  # WhiteLevel
         (50721, "2i", 9, tuple(identity), True),  # ColorMatrix1 (identity)
         (50778, "H", 1, 21, True),  # CalibrationIlluminant1: D65

@@ -123,7 +123,7 @@ def test_peak_rss_growth_sees_an_allocation():
 def test_gpu_rows_code_path_runs_on_any_backend(monkeypatch):
     """The GPU section (normally only on a GPU) runs end to end on a small frame here."""
     from benchmarks import bench_inference
-    from jaxdark.convert import create_model
+    from jaxdark import create_model
 
     monkeypatch.setitem(bench_inference.SIZES, "4k", (64, 64))
     rows = {q: (v, n) for q, v, n in bench_inference.gpu_rows(create_model(seed=0), {}, 1)}

@@ -14,7 +14,6 @@ from jaxdark.cli import main as cli_main
 from jaxdark.convert import (
     conv_table,
     infer_config,
-    load_model,
     model_params,
     params_to_state_dict,
     read_converted_metadata,
@@ -23,6 +22,7 @@ from jaxdark.convert import (
     state_dict_to_params,
 )
 from jaxdark.errors import CheckpointError
+from jaxdark.weights import load_model
 from tests.conftest import REPO_ROOT
 
 torch = pytest.importorskip("torch")

@@ -1,10 +1,11 @@
-"""Tests for jaxdark.evaluate and eval.py on a generated SID-layout dataset."""
+"""Tests for jaxdark.evaluation and eval.py on a generated SID-layout dataset."""
 
 from __future__ import annotations
 
 import csv
 import dataclasses
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -18,7 +19,11 @@ import pytest
 import rawpy
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from jaxdark import evaluate as ev
+from jaxdark import evaluation as ev
+from jaxdark.data.sid_files import SIDPair, ratio_key, read_pair_list
+from jaxdark.evaluation.reports import format_table, summarize
+from jaxdark.evaluation.scoring import PairResult, PairScorer
+from jaxdark.evaluation.sources import RawFolderSource
 from tests.sid_fixture import BLACK_LEVEL, WHITE_LEVEL, FixtureScene, make_sid_tree
 from tests.tensorboard_events import read_events
 
@@ -69,7 +74,7 @@ def _config(root: Path, **kw) -> ml_collections.ConfigDict:
             eval_source="raw",
             eval_split="test",
             amplification="gt",
-            eval_m=5.0,
+            m=5.0,
             drop_misaligned=False,
             eval_tile_size=0,
             eval_tile_overlap=128,
@@ -127,41 +132,45 @@ def _reference_amplification(x: np.ndarray, m: float) -> float:
 # list files, ratios, summaries
 
 
+def _ratio(short: float, long: float) -> float:
+    return SIDPair("s", "l", 1, 0, short, long, 100, 8.0).ratio
+
+
 def test_ratio_and_groups():
-    assert ev.exposure_ratio(0.1, 10) == pytest.approx(100)
-    assert ev.exposure_ratio(0.04, 10) == pytest.approx(250)
-    assert ev.exposure_ratio(0.033, 10) == 300.0  # 303 capped
-    assert ev.ratio_key(ev.exposure_ratio(0.1, 30)) == "x300"
-    assert ev.ratio_key(ev.exposure_ratio(0.04, 10)) == "x250"
+    assert _ratio(0.1, 10) == pytest.approx(100)
+    assert _ratio(0.04, 10) == pytest.approx(250)
+    assert _ratio(0.033, 10) == 300.0  # 303 capped
+    assert ratio_key(_ratio(0.1, 30)) == "x300"
+    assert ratio_key(_ratio(0.04, 10)) == "x250"
 
 
 def test_read_pair_list_and_drop_misaligned(sid_root):
-    pairs = ev.read_pair_list(sid_root, "test")
-    assert [p.input_file for p in pairs] == [
+    pairs = read_pair_list(sid_root, "test")
+    assert [p.short_file for p in pairs] == [
         ln[0].removeprefix("./") for ln in _list_lines(sid_root)
     ]
-    assert [p.scene for p in pairs] == [10001, 10001, 10034, 10002]
+    assert [p.scene_id for p in pairs] == [10001, 10001, 10034, 10002]
     assert [p.ratio for p in pairs] == pytest.approx([100, 250, 300, 300])
-    assert pairs[0].gt_file == "Sony/long/10001_00_10s.ARW"
+    assert pairs[0].long_file == "Sony/long/10001_00_10s.ARW"
     assert pairs[0].stem == "10001_00_0.1s"
-    kept = ev.read_pair_list(sid_root, "test", drop_misaligned=True)
-    assert [p.scene for p in kept] == [10001, 10001, 10002]
-    assert len(ev.read_pair_list(sid_root, "val")) == 2
+    kept = read_pair_list(sid_root, "test", drop_misaligned=True)
+    assert [p.scene_id for p in kept] == [10001, 10001, 10002]
+    assert len(read_pair_list(sid_root, "val")) == 2
 
 
 def test_read_pair_list_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="Sony_val_list.txt"):
-        ev.read_pair_list(tmp_path, "val")
+        read_pair_list(tmp_path, "val")
     with pytest.raises(ValueError, match="unknown split 'dev'"):
-        ev.read_pair_list(tmp_path, "dev")
+        read_pair_list(tmp_path, "dev")
     (tmp_path / "Sony_test_list.txt").write_text("./Sony/short/1_00.ARW ./Sony/long/1_00_10s.ARW\n")
     with pytest.raises(Exception, match=r"1_00.ARW: expected a SID file name"):
-        ev.read_pair_list(tmp_path, "test")
+        read_pair_list(tmp_path, "test")
 
 
 def _result(ratio, psnr, ssim, error=""):
-    pair = ev.Pair("Sony/short/a_00_1s.ARW", "Sony/long/a_00_10s.ARW", 10 / ratio, 10.0, 1)
-    return ev.PairResult(pair, ratio, psnr, ssim, 0.5, 1.0, error)
+    pair = SIDPair("Sony/short/a_00_1s.ARW", "Sony/long/a_00_10s.ARW", 1, 0, 10 / ratio, 10.0, 0, 0)
+    return PairResult(pair, ratio, psnr, ssim, 0.5, 1.0, error)
 
 
 def test_summarize_groups_by_ratio():
@@ -171,7 +180,7 @@ def test_summarize_groups_by_ratio():
         _result(250, 25.0, 0.7),
         _result(300, float("nan"), float("nan"), "x: missing"),
     ]
-    s = ev.summarize(rs)
+    s = summarize(rs)
     assert s["overall"]["pairs"] == 3
     assert s["overall"]["psnr"] == pytest.approx(29.0)
     assert s["per_ratio"]["x100"]["psnr"] == pytest.approx(31.0)
@@ -180,7 +189,7 @@ def test_summarize_groups_by_ratio():
     assert s["per_ratio"]["x300"]["pairs"] == 0 and s["per_ratio"]["x300"]["psnr"] is None
     assert list(s["per_ratio"]) == ["x100", "x250", "x300"]
     assert s["failed"] == [{"input": "Sony/short/a_00_1s.ARW", "error": "x: missing"}]
-    table = ev.format_table(s)
+    table = format_table(s)
     assert "x100" in table and "31.000" in table and "failed: 1 pair(s)" in table
     json.dumps(s, allow_nan=False)  # valid strict JSON
 
@@ -201,7 +210,8 @@ def _check_metrics_from_files(root: Path, out_dir: Path, rows: list[dict[str, st
         )
 
 
-def test_evaluate_gt_amplification(sid_root, weights, model, tmp_path, capsys):
+def test_evaluate_gt_amplification(sid_root, weights, model, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="jaxdark")
     summary = ev.evaluate(_config(sid_root), tmp_path, weights)
     out_dir = tmp_path / "eval_test_gt"
     rows = _rows(out_dir)
@@ -235,12 +245,12 @@ def test_evaluate_gt_amplification(sid_root, weights, model, tmp_path, capsys):
     assert on_disk["per_ratio"]["x300"]["psnr"] == pytest.approx(psnrs[2:].mean(), abs=1e-5)
     assert on_disk["per_ratio"]["x100"]["pairs"] == 1
     assert set(on_disk["per_ratio"]) == {"x100", "x250", "x300"}
-    printed = capsys.readouterr().out
+    printed = caplog.text
     assert "PSNR (dB)" in printed and "x250" in printed
 
 
 def test_evaluate_estimated_amplification(sid_root, weights, tmp_path):
-    config = _config(sid_root, amplification="estimated", eval_m=5.0, drop_misaligned=True)
+    config = _config(sid_root, amplification="estimated", m=5.0, drop_misaligned=True)
     summary = ev.evaluate(config, tmp_path, weights)
     out_dir = tmp_path / "eval_test_estimated_m5"
     rows = _rows(out_dir)
@@ -334,12 +344,16 @@ def test_default_weights_are_the_latest_training_checkpoint(sid_root, weights, m
     ckpt.save(7, dataclasses.replace(state, step=np.int32(7)), None)
     ckpt.close()
     config = _config(sid_root, drop_misaligned=True)
+    (tmp_path / "config.json").write_text(config.to_json_best_effort())
     summary = ev.evaluate(config, tmp_path, None)
-    assert "step 7" in summary["weights"]
+    assert "newest step" in summary["weights"]
+    step_dir = ev.evaluate(config, tmp_path / "by_step", tmp_path / "checkpoints" / "7")
+    assert "step 7" in step_dir["weights"]
     from jaxdark.errors import CheckpointError
 
     other_arch = _config(sid_root, model=dict(features=32, growth=16, dense_layers=(4, 5, 5)))
-    with pytest.raises(CheckpointError, match="does config.model match"):
+    (tmp_path / "config.json").write_text(other_arch.to_json_best_effort())
+    with pytest.raises(CheckpointError, match="shape"):
         ev.evaluate(other_arch, tmp_path, None)
     from_converted = ev.evaluate(config, tmp_path / "other", weights)
     assert [r["psnr"] for r in _rows(tmp_path / "eval_test_gt")] == [
@@ -383,12 +397,14 @@ def test_tfds_source_reports_pairs_left_out(sid_root, weights, tmp_path):
 
 def test_evaluator_for_training(sid_root, model):
     evaluator = ev.Evaluator(_config(sid_root, eval_tile_size=0))
-    assert [p.scene for p, _ in evaluator.items] == [20001, 20002]
+    assert [p.scene_id for p, _ in evaluator.items] == [20001, 20002]
     values = dict(evaluator.run(model))
     assert set(values) == {"psnr", "ssim", "psnr_x100", "ssim_x100", "psnr_x250", "ssim_x250"}
     # the same numbers as a full evaluation of the validation split
-    scorer = ev.PairScorer(ev.RawFolderSource(sid_root), ev.make_restorer(model), "gt")
-    results = [scorer.score(p)[0] for p in ev.read_pair_list(sid_root, "val")]
+    from jaxdark import Restorer
+
+    scorer = PairScorer(RawFolderSource(sid_root), Restorer(model), "gt")
+    results = [scorer.score(p)[0] for p in read_pair_list(sid_root, "val")]
     assert values["psnr_x100"] == pytest.approx(results[0].psnr, abs=1e-9)
     assert values["ssim"] == pytest.approx(np.mean([r.ssim for r in results]), abs=1e-9)
     # a second run reuses the compiled functions and gives the same values

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxdark.convert import create_model, load_model
+from jaxdark import create_model, load_model
 from jaxdark.inference import (
     _grouped_small,
     apply_folded,

@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxdark.convert import load_model, save_converted
+from jaxdark import load_model
+from jaxdark.convert import save_converted
 
 torch = pytest.importorskip("torch")
 

@@ -11,29 +11,31 @@ from jaxdark.data.pipeline import (
     crop_and_flip,
     local_batch_size,
     make_iterator,
-    normalise,
 )
+from jaxdark.raw import normalise
 from tests.sid_fixture import prepare_fixture_dataset
 
 COLOUR = {"R": 1, "G": 2, "B": 3}
 
 
-def _coded_image(cfa, h=64, w=96):
+def _coded_image(pattern, h=64, w=96):
     """A mosaic holding colour codes and a target holding each pixel's (row, col)."""
-    cell = np.array([[COLOUR[cfa[0]], COLOUR[cfa[1]]], [COLOUR[cfa[2]], COLOUR[cfa[3]]]])
+    cell = np.array(
+        [[COLOUR[pattern[0]], COLOUR[pattern[1]]], [COLOUR[pattern[2]], COLOUR[pattern[3]]]]
+    )
     mosaic = np.tile(cell, (h // 2, w // 2)).astype(np.uint16)
     rows, cols = np.mgrid[0:h, 0:w]
     target = np.stack([rows, cols, np.zeros_like(rows)], -1).astype(np.uint16)
     return mosaic, target
 
 
-@pytest.mark.parametrize("cfa", ["RGGB", "GRBG", "GBRG", "BGGR"])
+@pytest.mark.parametrize("pattern", ["RGGB", "GRBG", "GBRG", "BGGR"])
 @pytest.mark.parametrize("flips", [(0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0), (0.5, 0.2)])
-def test_crops_keep_the_bayer_phase_and_stay_aligned(cfa, flips):
-    mosaic, target = _coded_image(cfa)
+def test_crops_keep_the_bayer_phase_and_stay_aligned(pattern, flips):
+    mosaic, target = _coded_image(pattern)
     rng = np.random.default_rng(0)
     for _ in range(25):
-        m, t, (top, left, hflip, vflip) = crop_and_flip(mosaic, target, cfa, 32, rng, *flips)
+        m, t, (top, left, hflip, vflip) = crop_and_flip(mosaic, target, pattern, 32, rng, *flips)
         assert m.shape == (32, 32) and t.shape == (32, 32, 3)
         # Every crop is an RGGB mosaic.
         assert (m[0::2, 0::2] == 1).all() and (m[1::2, 1::2] == 3).all()
@@ -63,7 +65,7 @@ def test_crop_errors():
     rng = np.random.default_rng(0)
     with pytest.raises(ValueError, match="larger than the image"):
         crop_and_flip(mosaic, target, "RGGB", 64, rng)
-    with pytest.raises(ValueError, match="CFA layout"):
+    with pytest.raises(ValueError, match="Bayer pattern"):
         crop_and_flip(mosaic, target, "RGBG", 32, rng)
     # a full-size crop still works, unflipped when there is no room to shift
     m, _, (_, _, hf, vf) = crop_and_flip(mosaic, target, "RGGB", 32, rng, 1.0, 1.0)
@@ -115,9 +117,9 @@ def test_estimated_amplification(tfds_dir):
 
     source = sid.SIDPairs("train", tfds_dir)
     rec = source[0]
-    t = CropAmplify(64, amplification="estimated", brightness=5.0)
+    t = CropAmplify(64, amplification="estimated", m=5.0)
     out = t.random_map(rec, np.random.default_rng(0))
-    full = normalise(rec["mosaic"], rec["black_level"], rec["white_level"])
+    full = normalise(rec["mosaic"], rec["black_levels"], rec["white_level"])
     assert out["amplification"] == pytest.approx(float(estimate_amplification(full, 5.0)))
     assert 1.0 <= out["amplification"] <= 300.0
 

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
+from jaxdark.bayer import BAYER_PATTERNS
+from jaxdark.bayer import red_position as bayer_offset
 from jaxdark.dng import XTRANS_PATTERN, write_dng
 from jaxdark.errors import RawFileError
 from jaxdark.raw import (
-    BAYER_PATTERNS,
-    bayer_offset,
     from_rggb,
     pad_to_multiple,
     padded_shape,
@@ -35,7 +35,7 @@ def coded_raw(pattern: str, shape: tuple[int, int], black: list[int]) -> np.ndar
 def test_levels_per_cfa_position(tmp_path, pattern, white, black):
     rng = np.random.default_rng(0)
     raw = rng.integers(0, white + 200, (67, 99)).astype(np.uint16)  # odd sizes, some > white
-    path = write_dng(tmp_path / f"{pattern}.dng", raw, pattern=pattern, black_level=black,
+    path = write_dng(tmp_path / f"{pattern}.dng", raw, pattern=pattern, black_levels=black,
                      white_level=white)  # fmt: skip
     frame = read_raw(path)
     assert frame.pattern == pattern
@@ -55,7 +55,7 @@ def test_levels_per_cfa_position(tmp_path, pattern, white, black):
 def test_rggb_phase_and_alignment(tmp_path, pattern):
     black = [500, 510, 520, 530]
     path = write_dng(tmp_path / "c.dng", coded_raw(pattern, (65, 97), black),
-                     pattern=pattern, black_level=black, white_level=16383)  # fmt: skip
+                     pattern=pattern, black_levels=black, white_level=16383)  # fmt: skip
     frame = read_raw(path)
     rggb, offset = to_rggb(frame.mosaic, frame.pattern)
     assert offset == bayer_offset(pattern)
@@ -118,7 +118,7 @@ def test_bad_files(tmp_path):
     small = write_dng(tmp_path / "small.dng", rng.integers(0, 4000, (30, 400)).astype(np.uint16))
     _expect_error(small, "too small")
     bad_levels = write_dng(
-        tmp_path / "levels.dng", np.full((64, 64), 100, np.uint16), black_level=5000,
+        tmp_path / "levels.dng", np.full((64, 64), 100, np.uint16), black_levels=5000,
         white_level=4095,
     )  # fmt: skip
     _expect_error(bad_levels, "white level")
@@ -128,6 +128,6 @@ def test_dng_writer_rejects_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="CFA pattern"):
         write_dng(tmp_path / "a.dng", np.zeros((64, 64), np.uint16), pattern="RGGX")
     with pytest.raises(ValueError, match="black levels"):
-        write_dng(tmp_path / "b.dng", np.zeros((64, 64), np.uint16), black_level=[1, 2, 3])
+        write_dng(tmp_path / "b.dng", np.zeros((64, 64), np.uint16), black_levels=[1, 2, 3])
     with pytest.raises(ValueError, match="uint16"):
         write_dng(tmp_path / "c.dng", np.full((64, 64), 70000))

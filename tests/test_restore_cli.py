@@ -8,8 +8,9 @@ import pytest
 import tifffile
 
 import jaxdark
-from jaxdark import restore_cli
+from jaxdark import fileio
 from jaxdark.cli import main
+from jaxdark.cli import restore as restore_cli
 from jaxdark.dng import write_dng
 
 
@@ -33,7 +34,7 @@ def batch(tmp_path):
     folder.mkdir()
     write_dng(folder / "a.dng", _raw((64, 96)), pattern="RGGB")
     write_dng(folder / "b.DNG", _raw((70, 99), 1), pattern="GRBG", white_level=4095,
-              black_level=[256, 256, 256, 256])  # fmt: skip
+              black_levels=[256, 256, 256, 256])  # fmt: skip
     (folder / "broken.dng").write_text("this is not a raw file")
     good = (folder / "a.dng").read_bytes()
     (folder / "cut.dng").write_bytes(good[: len(good) // 3])
@@ -81,12 +82,12 @@ def test_every_format_round_trips(tmp_path):
     image = np.linspace(0, 1, 64 * 96 * 3, dtype=np.float32).reshape(64, 96, 3)
     for fmt, suffix in [("png", ".png"), ("png16", ".png"), ("jpg", ".jpg"), ("tiff", ".tiff")]:
         path = tmp_path / f"{fmt}{suffix}"
-        restore_cli.write_atomic(path, image, fmt)
+        fileio.write_image(path, image, fmt)
         data = tifffile.imread(path) if fmt == "tiff" else _read_png(path)[..., ::-1]
         assert data.shape == (64, 96, 3)
         bits = 16 if fmt in ("png16", "tiff") else 8
         assert data.dtype == (np.uint16 if bits == 16 else np.uint8)
-        expected = restore_cli.to_uint(image, bits)
+        expected = fileio.to_uint(image, bits)
         if fmt == "jpg":  # lossy
             assert np.abs(data.astype(int) - expected).mean() < 3
         else:
@@ -139,15 +140,15 @@ def test_output_names_never_clash():
 
 def test_write_is_atomic(tmp_path, monkeypatch):
     target = tmp_path / "img.png"
-    restore_cli.write_atomic(target, np.full((8, 8, 3), 0.5, np.float32), "png")
+    fileio.write_image(target, np.full((8, 8, 3), 0.5, np.float32), "png")
     before = target.read_bytes()
 
     def failing_encode(path, image, fmt):
         Path(path).write_bytes(b"half an image")
         raise OSError("disk full")
 
-    monkeypatch.setattr(restore_cli, "encode", failing_encode)
+    monkeypatch.setattr(fileio, "encode_image", failing_encode)
     with pytest.raises(OSError, match="disk full"):
-        restore_cli.write_atomic(target, np.zeros((8, 8, 3), np.float32), "png")
+        fileio.write_image(target, np.zeros((8, 8, 3), np.float32), "png")
     assert target.read_bytes() == before  # the old file is intact
     assert [p.name for p in tmp_path.iterdir()] == ["img.png"]  # no temp file left

@@ -56,8 +56,8 @@ def test_pair_record_content(built):
     assert rec["target"].dtype == np.uint16 and rec["target"].shape == (96, 128, 3)
     np.testing.assert_array_equal(rec["target"], gt)
     assert rec["mosaic"].dtype == np.uint16
-    assert rec["cfa"] == "RGGB"
-    np.testing.assert_array_equal(rec["black_level"], np.full((2, 2), 512, np.float32))
+    assert rec["pattern"] == "RGGB"
+    np.testing.assert_array_equal(rec["black_levels"], np.full((2, 2), 512, np.float32))
     assert rec["white_level"] == 16383
     assert rec["short_exposure"] == pytest.approx(0.04)
     assert rec["long_exposure"] == pytest.approx(10.0)

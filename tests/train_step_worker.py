@@ -26,13 +26,11 @@ from flax import nnx  # noqa: E402
 from jaxdark.model import DarkRestorationNet  # noqa: E402
 from jaxdark.training.losses import restoration_loss  # noqa: E402
 from jaxdark.training.optim import make_optimizer  # noqa: E402
+from jaxdark.training.state import setup_training  # noqa: E402
 from jaxdark.training.step import (  # noqa: E402
     host_scalars,
-    init_train_state,
     make_data_mesh,
     make_global_batch,
-    make_train_step,
-    replicate,
     split_model,
     to_host,
 )
@@ -64,8 +62,8 @@ def main():
     result = {"params0": flat(params0)}
     adam, _ = make_optimizer(1e-4)
     for name, tx, nsteps in (("adam", adam, 2), ("sgd", optax.sgd(1.0), 1)):
-        step_fn = make_train_step(graphdef, tx, mesh)
-        state = replicate(init_train_state(params0, tx), mesh)
+        setup = setup_training(DarkRestorationNet(rngs=nnx.Rngs(0)), tx, mesh)
+        step_fn, state = setup.train_step, setup.state
         for i in range(nsteps):
             state, metrics = step_fn(state, make_global_batch(batches[i], mesh))
             result[f"{name}_params_step{i + 1}"] = flat(state.params)

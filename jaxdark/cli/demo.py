@@ -161,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
         out_dir / "dark_scene.dng",
         raw,
         pattern="RGGB",
-        black_level=BLACK_LEVEL,
+        black_levels=BLACK_LEVEL,
         white_level=WHITE_LEVEL,
         model="Synthetic dark scene",
         as_shot_neutral=NEUTRAL,

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from jaxdark.data.sid_files import SIDPair, read_pair_list
-from jaxdark.errors import one_line
+from jaxdark.errors import CheckpointError, one_line
 from jaxdark.evaluation.reports import format_table, output_dir, summarize, write_csv, write_json
 from jaxdark.evaluation.scoring import PairResult, PairScorer
 from jaxdark.evaluation.sources import make_source
@@ -91,7 +91,7 @@ def evaluate(config: Any, workdir: str | Path, weights: str | Path | None = None
     ``summary["failed"]`` lists failures.
     """
     from jaxdark.restorer import Restorer
-    from jaxdark.weights import describe_weights, load_model
+    from jaxdark.weights import RUN_CHECKPOINTS, describe_weights, load_model, run_directory
 
     split, mode, m = config.eval_split, config.amplification, float(config.m)
     tile = int(config.eval_tile_size) or None
@@ -99,6 +99,11 @@ def evaluate(config: Any, workdir: str | Path, weights: str | Path | None = None
         raise ValueError("set --config.data_dir to the SID folder (it holds the list files)")
     pairs = read_pair_list(config.data_dir, split, drop_misaligned=config.drop_misaligned)
     source = make_source(config, split)
+    if not weights and run_directory(workdir) is None:
+        raise CheckpointError(
+            f"{Path(workdir) / RUN_CHECKPOINTS}: no training checkpoints (pass --weights=PATH "
+            "to evaluate the official .pth, a converted checkpoint or another run)"
+        )
     weights = weights or workdir
     model = load_model(weights)
     restorer = Restorer(model, tile_size=tile, tile_overlap=int(config.eval_tile_overlap))
