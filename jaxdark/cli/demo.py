@@ -51,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--weights",
         required=True,
-        help="official .pth checkpoint or a directory written by 'jaxdark convert'",
+        help="official .pth, a directory written by 'jaxdark convert', or a training run",
     )
     parser.add_argument("--out-dir", default="demo_out", help="output folder (default demo_out)")
     parser.add_argument(

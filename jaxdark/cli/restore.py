@@ -44,7 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--weights",
         required=True,
-        help="official .pth checkpoint or a directory written by 'jaxdark convert'",
+        help="official .pth, a directory written by 'jaxdark convert', or a training run's "
+        "workdir or step directory",
     )
     parser.add_argument("--out-dir", required=True, help="folder for the restored images")
     parser.add_argument(
