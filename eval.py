@@ -38,10 +38,12 @@ def main(argv: list[str]) -> int:
     from jaxdark.cli.flags import console_logging
     from jaxdark.errors import JaxdarkError
     from jaxdark.evaluation import evaluate
+    from jaxdark.fileio import check_writable_dir
     from jaxdark.training.config import check_eval_config
 
     console_logging()
     try:
+        check_writable_dir(FLAGS.workdir, "--workdir")
         check_eval_config(FLAGS.config)
         summary = evaluate(FLAGS.config, FLAGS.workdir, FLAGS.weights)
     except (JaxdarkError, ValueError, OSError) as e:

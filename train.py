@@ -36,12 +36,14 @@ def main(argv: list[str]) -> int:
         logging.set_verbosity(logging.WARNING)
     from jaxdark.cli.flags import console_logging
     from jaxdark.errors import JaxdarkError
+    from jaxdark.fileio import check_writable_dir
     from jaxdark.training.config import check_train_config
 
     console_logging()
     try:
+        check_writable_dir(FLAGS.workdir, "--workdir")
         check_train_config(FLAGS.config)
-    except JaxdarkError as e:
+    except (JaxdarkError, ValueError) as e:
         print(f"train.py: error: {e}", file=sys.stderr)
         return 2
     import jax

@@ -28,14 +28,16 @@ saturated, where the reference returns NaN) gives 1: it needs no brightening.
 
 from __future__ import annotations
 
+import math
 from functools import partial
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxdark.constants import MAX_AMPLIFICATION, MIN_AMPLIFICATION
+from jaxdark.constants import MAX_AMPLIFICATION, MAX_M, MIN_AMPLIFICATION
 
 NUM_BINS = 127
 
@@ -138,7 +140,21 @@ def estimate_amplification(x: jax.Array | np.ndarray, m: float | jax.Array = 1.0
     x = jnp.asarray(x)
     if x.size == 0:
         raise ValueError("estimate_amplification needs a non-empty frame")
+    check_m(m)
     return _estimate(x, jnp.asarray(m, jnp.float32))
+
+
+def check_m(m: Any) -> None:
+    """One-line ValueError unless ``m`` is a finite number in (0, MAX_M] (traced values,
+    inside jit, cannot be checked and pass)."""
+    if isinstance(m, jax.core.Tracer):
+        return
+    try:
+        value = float(m)
+    except (TypeError, ValueError):
+        raise ValueError(f"m must be a number, got {m!r}") from None
+    if not (math.isfinite(value) and 0 < value <= MAX_M):
+        raise ValueError(f"m must be a number in (0, {MAX_M:g}], got {m!r}")
 
 
 class Amplifier(nnx.Module):

@@ -224,7 +224,7 @@ def save_converted(
         "model_config": model_config(model),
         "param_count": count_params(model),
         "source": str(source) if source is not None else None,
-        "source_sha256": sha256_of(source) if source is not None else None,
+        "source_sha256": sha256_of(source) if source and Path(source).is_file() else None,
     }
     with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as ckptr:
         ckptr.save(

@@ -30,6 +30,19 @@ def write_atomic(path: str | os.PathLike, write: Callable[[Path], None]) -> None
         raise
 
 
+def check_writable_dir(path: str | os.PathLike, what: str) -> None:
+    """One-line ValueError unless ``path`` is, or can be created as, a folder we can write:
+    its nearest existing ancestor must be a writable folder (not a file, not read-only)."""
+    p = Path(path).absolute()
+    existing = p
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"{what} {p}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{what} {p}: {existing} is not writable (read-only or no permission)")
+
+
 def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)

@@ -150,6 +150,10 @@ class DarkRestorationNet(nnx.Module):
         """Restore (B, H, W, 1) amplified mosaics to (B, H, W, 3) sRGB in [0, 1]."""
         check_input_shape(low.shape)
         in_dtype = low.dtype
+        if not jnp.issubdtype(in_dtype, jnp.floating):
+            raise ValueError(f"expected a floating-point input, got dtype {in_dtype}")
+        if in_dtype not in (jnp.float32, jnp.bfloat16):  # float16/64: compute in float32
+            low = low.astype(jnp.float32)
         low2x = pixel_unshuffle(low, 2)  # (B, H/2, W/2, 4)
         x32 = self.conv32x[1](self.conv32x[0](pixel_unshuffle(low2x, 16)))
         r = x32

@@ -37,8 +37,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxdark.amplifier import estimate_amplification
-from jaxdark.constants import INPUT_MULTIPLE
+from jaxdark.amplifier import check_m, estimate_amplification
+from jaxdark.constants import INPUT_MULTIPLE, MAX_USER_AMPLIFICATION
 from jaxdark.raw import RawFrame, from_rggb, pad_to_multiple, read_raw, to_rggb
 
 ApplyFn = Callable[[Any, jax.Array], jax.Array]
@@ -77,6 +77,18 @@ class Restorer:
         apply_fn: ApplyFn | None = None,
         params: Any = None,
     ):
+        for name, value, low, optional in (
+            ("tile_size", tile_size, INPUT_MULTIPLE, True),
+            ("tile_overlap", tile_overlap, 0, False),
+        ):
+            if value is None and optional:
+                continue
+            is_int = isinstance(value, int | np.integer) and not isinstance(value, bool)
+            if not is_int or value < low or value % INPUT_MULTIPLE:
+                raise ValueError(
+                    f"{name} must be an integer multiple of {INPUT_MULTIPLE} and >= {low}, "
+                    f"got {value!r}"
+                )
         if (apply_fn is None) != (params is None):
             raise ValueError("give both apply_fn and params, or neither")
         if apply_fn is None:
@@ -96,14 +108,6 @@ class Restorer:
             self._params_of = fold_params
         else:
             self._params_of = None
-        for name, value, low in (
-            ("tile_size", tile_size, INPUT_MULTIPLE),
-            ("tile_overlap", tile_overlap, 0),
-        ):
-            if value is not None and (int(value) != value or value < low or value % INPUT_MULTIPLE):
-                raise ValueError(
-                    f"{name} must be a multiple of {INPUT_MULTIPLE} and >= {low}, got {value}"
-                )
         self.tile_size = None if tile_size is None else int(tile_size)
         self.tile_overlap = int(tile_overlap)
         self.apply_fn = apply_fn
@@ -154,8 +158,10 @@ class Restorer:
         return self._run_tiled(x, amplification)
 
     def _run_tiled(self, x: np.ndarray, amplification: float) -> np.ndarray:
-        t, o = self.tile_size, self.tile_overlap
+        t = self.tile_size
         h, w = x.shape
+        # context beyond the frame is only mirrored frame: no tile needs more than the frame
+        o = min(self.tile_overlap, -(-max(h, w) // INPUT_MULTIPLE) * INPUT_MULTIPLE)
         nh, nw = -(-h // t), -(-w // t)
         # Extend to whole tiles plus the context ring; reflect keeps the Bayer phase
         # because every pad is even. np.pad mirrors repeatedly if a pad exceeds the side.
@@ -187,12 +193,10 @@ class Restorer:
         start = time.perf_counter()
         x = _check_mosaic(mosaic)
         if amplification is None:
-            _check_m(m)
+            check_m(m)
             amplification = self.amplification(x, m)
         else:
-            amplification = float(amplification)
-            if not np.isfinite(amplification) or amplification <= 0:
-                raise ValueError(f"amplification must be a positive number, got {amplification}")
+            amplification = check_amplification(amplification)
         rggb, offset = to_rggb(x, pattern)
         padded = pad_to_multiple(rggb)
         y = self._run(padded, amplification)
@@ -253,9 +257,18 @@ def _check_mosaic(mosaic: Any) -> np.ndarray:
     return x
 
 
-def _check_m(m: float) -> None:
-    if not (np.isfinite(m) and m > 0):
-        raise ValueError(f"m must be a positive number, got {m}")
+def check_amplification(a: Any) -> float:
+    """``a`` as a float if it is a number in (0, MAX_USER_AMPLIFICATION], else a one-line
+    ValueError (a factor of 1e39 would overflow float32 and give a black image)."""
+    try:
+        value = float(a)
+    except (TypeError, ValueError):
+        raise ValueError(f"amplification must be a number, got {a!r}") from None
+    if not (np.isfinite(value) and 0 < value <= MAX_USER_AMPLIFICATION):
+        raise ValueError(
+            f"amplification must be a number in (0, {MAX_USER_AMPLIFICATION:g}], got {a!r}"
+        )
+    return value
 
 
 def _reflect_pad(x: np.ndarray, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:

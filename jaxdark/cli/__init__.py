@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-from jaxdark.errors import JaxdarkError
+from jaxdark.errors import JaxdarkError, one_line
 
 # subcommand -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -41,8 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser(command).parse_args(argv)
     try:
         return int(args._run(args) or 0)
-    except (JaxdarkError, FileNotFoundError, ValueError) as e:
-        print(f"jaxdark {args.command}: error: {e}", file=sys.stderr)
+    except (JaxdarkError, OSError, ValueError) as e:  # bad input, paths, permissions
+        print(f"jaxdark {args.command}: error: {one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"jaxdark {args.command}: interrupted", file=sys.stderr)

@@ -143,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
     """Write the DNG, restore it like ``jaxdark restore``, save the three PNGs."""
     import cv2
 
+    from jaxdark.amplifier import check_m
     from jaxdark.cli.restore import restore_one
     from jaxdark.fileio import write_image
     from jaxdark.raw import read_raw
@@ -150,9 +151,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.height < 32 or args.width < 32:
         raise ValueError(f"--height and --width must be >= 32, got {args.height}x{args.width}")
-    if not (np.isfinite(args.m) and args.m > 0):
-        raise ValueError(f"--m must be a positive number, got {args.m}")
+    check_m(args.m)
     out_dir = Path(args.out_dir)
+    start = time.perf_counter()
+    restorer = Restorer(args.weights)  # bad weights fail before anything is written
+    loaded = f"loaded {args.weights} in {time.perf_counter() - start:.2f}s"
     out_dir.mkdir(parents=True, exist_ok=True)
 
     scene = synthetic_scene(args.height, args.width)
@@ -173,10 +176,9 @@ def run(args: argparse.Namespace) -> int:
         f"{level:.1f} of {WHITE_LEVEL - BLACK_LEVEL} above black)"
     )
 
-    start = time.perf_counter()
-    restorer = Restorer(args.weights)
-    print(f"loaded {args.weights} in {time.perf_counter() - start:.2f}s")
-    result = restore_one(restorer, dng, "restored", out_dir, [args.m], None, "png")
+    print(loaded)
+    target = (args.m, out_dir / "restored.png")
+    result = restore_one(restorer, dng, [target], None, "png", overwrite=True)
     if result.error:
         raise ValueError(result.error)
     print(result.report)

@@ -30,6 +30,11 @@ def require_train_extra(prog: str) -> None:
 
 def _flag_error_text(error: BaseException) -> str:
     text = str(error)
+    if "Failed loading config file" in text:  # ml_collections: the file, then the reason
+        tried = re.findall(r"Attempted \[[^\]]*\]:\s*(\S+)\s*(.*)", text)
+        if tried:
+            path, reason = tried[0]
+            return " ".join(f"cannot load the config file {path}: {reason.strip()}".split())
     if isinstance(error, AttributeError | KeyError):  # unknown config field
         text = text.replace("\\n", " ").replace("\\'", "'")
         unknown = re.search(r"'([A-Za-z_][\w.]*)'", text)
@@ -50,7 +55,11 @@ def make_flags_parser(prog: str) -> Callable[[list[str]], list[str]]:
 
     def parse(argv: list[str]) -> list[str]:
         try:
-            return flags.FLAGS(argv)
+            rest = flags.FLAGS(argv)
+            config = flags.FLAGS["config"].value if "config" in flags.FLAGS else None
+            if config is not None:
+                config.keys()  # ml_collections defers a config file's load error to here
+            return rest
         except Exception as e:  # noqa: BLE001 - any flag or config-file error is one line
             print(f"{prog}: error: {_flag_error_text(e)}", file=sys.stderr)
             sys.exit(2)

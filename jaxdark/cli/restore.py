@@ -18,14 +18,12 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from jaxdark.errors import JaxdarkError, one_line
-from jaxdark.fileio import IMAGE_FORMATS, write_image
+from jaxdark.errors import JaxdarkError, one_line, printable_path
+from jaxdark.fileio import IMAGE_FORMATS, check_writable_dir, write_image
 
 DEFAULT_M = 5.0
 
@@ -74,6 +72,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--recursive", action="store_true", help="also look for RAW files in subfolders"
     )
     parser.add_argument(
+        "--overwrite", action="store_true", help="replace images left in --out-dir by a past run"
+    )
+    parser.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="keep images already in --out-dir and restore only the missing ones (resume)",
+    )
+    parser.add_argument(
         "--tile-size",
         type=int,
         default=None,
@@ -92,20 +98,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 # --------------------------------------------------------------------------- inputs
 
 
-def find_inputs(inputs: Sequence[str | os.PathLike], recursive: bool = False) -> list[Path]:
-    """Files named directly, plus RAW files found in named folders (sorted, no repeats).
+def find_inputs(
+    inputs: Sequence[str | os.PathLike], recursive: bool = False
+) -> tuple[list[Path], list[str]]:
+    """Files named directly, plus RAW files found in named folders (sorted, no repeats),
+    and one line per folder that could not be read (the batch goes on without it).
 
     An input that does not exist is kept as a file: reading it then fails with a
     one-line error and the batch goes on past it (its summary lists it). Raises
-    ValueError if folders hold no RAW file and no file was named.
+    ValueError if nothing was found and nothing could be reported.
     """
     found: list[Path] = []
+    problems: list[str] = []
     seen: set[Path] = set()
+
+    def note(error: OSError) -> None:
+        problems.append(one_line(error, error.filename or "?"))
+
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            walker = p.rglob("*") if recursive else p.iterdir()
-            files = sorted(f for f in walker if f.is_file() and f.suffix.lower() in RAW_EXTENSIONS)
+            files: list[Path] = []
+            if recursive:
+                for root, dirs, names in os.walk(p, onerror=note):
+                    dirs.sort()
+                    files += [Path(root) / n for n in names]
+            else:
+                try:
+                    files = [f for f in p.iterdir() if f.is_file()]
+                except OSError as e:
+                    note(e)
+            files = sorted(f for f in files if f.suffix.lower() in RAW_EXTENSIONS)
         else:
             files = [p]
         for f in files:
@@ -113,10 +136,10 @@ def find_inputs(inputs: Sequence[str | os.PathLike], recursive: bool = False) ->
             if key not in seen:
                 seen.add(key)
                 found.append(f)
-    if not found:
-        where = ", ".join(str(i) for i in inputs)
+    if not found and not problems:
+        where = ", ".join(printable_path(i) for i in inputs)
         raise ValueError(f"no RAW files found in {where} (extensions: .dng, .arw, .nef, ...)")
-    return found
+    return found, problems
 
 
 def output_stems(paths: Sequence[Path]) -> list[str]:
@@ -144,6 +167,45 @@ def output_name(stem: str, m: float | None, several: bool, fmt: str) -> str:
     return f"{stem}{suffix}{IMAGE_FORMATS[fmt]}"
 
 
+Target = tuple[float | None, Path]  # (m, or None for a fixed amplification; output file)
+
+
+def plan_outputs(
+    paths: Sequence[Path],
+    out_dir: Path,
+    ms: Sequence[float],
+    amplification: float | None,
+    fmt: str,
+) -> list[list[Target]]:
+    """The output files of every input, checked before anything is restored: no two
+    outputs of the run share a name and no output is one of the inputs (ValueError)."""
+    values: list[float | None] = [None] if amplification is not None else list(ms)
+    several = len(values) > 1
+    plan = [
+        [(m, out_dir / output_name(stem, m, several, fmt)) for m in values]
+        for stem in output_stems(paths)
+    ]
+    names: dict[str, Path] = {}
+    for path, targets in zip(paths, plan, strict=True):
+        for _, out in targets:
+            key = out.name.lower()
+            if key in names:
+                raise ValueError(
+                    f"{printable_path(names[key])} and {printable_path(path)} would both be "
+                    f"written to {printable_path(out)}"
+                )
+            names[key] = path
+    inputs = {p.resolve() for p in paths if p.exists()}
+    for path, targets in zip(paths, plan, strict=True):
+        for _, out in targets:
+            if out.exists() and out.resolve() in inputs:
+                raise ValueError(
+                    f"{printable_path(out)}: the output of {printable_path(path)} would replace "
+                    "an input; choose another --out-dir or --format"
+                )
+    return plan
+
+
 # --------------------------------------------------------------------------- restoring
 
 
@@ -160,34 +222,43 @@ class FileResult:
 def restore_one(
     restorer,
     path: Path,
-    stem: str,
-    out_dir: Path,
-    ms: Sequence[float],
+    targets: Sequence[Target],
     amplification: float | None,
     fmt: str,
+    overwrite: bool = False,
 ) -> FileResult:
-    """Read, restore and write one file; errors a user can fix become ``FileResult.error``."""
+    """Read, restore and write one file; errors a user can fix become ``FileResult.error``.
+
+    Without ``overwrite`` an output that appeared since the run was planned is not
+    replaced (the file fails instead)."""
     from jaxdark.raw import read_raw
 
     start = time.perf_counter()
     outputs: list[Path] = []
+    name = printable_path(path)
     try:
         frame = read_raw(path)
         h, w = frame.shape
         parts = []
-        values: Iterable[float | None] = [None] if amplification is not None else ms
-        for m in values:
+        for m, out in targets:
+            if out.exists() and not overwrite:
+                raise FileExistsError(f"{printable_path(out)} exists (use --overwrite)")
             compiled = len(restorer.compiled_shapes)
             r = restorer.restore_frame(frame, amplification, DEFAULT_M if m is None else m)
-            out = out_dir / output_name(stem, m, len(ms) > 1 and amplification is None, fmt)
             write_image(out, r.image, fmt)
             outputs.append(out)
             note = " incl. compile" if len(restorer.compiled_shapes) > compiled else ""
             what = f"x{r.amplification:.4g}" + ("" if m is None else f" (m={m:g})")
-            parts.append(f"{what} {r.seconds:.3g}s{note} -> {out.name}")
+            parts.append(f"{what} {r.seconds:.3g}s{note} -> {printable_path(out.name)}")
         total = time.perf_counter() - start
+        warning = ""
+        if float(frame.mosaic.max()) == float(frame.mosaic.min()):
+            warning = (
+                " WARNING: every pixel has the same value (an all-black frame, or float "
+                "data LibRaw decodes as zeros, e.g. with NaN pixels);"
+            )
         report = (
-            f"{path}: {w}x{h} {frame.pattern}, {frame.camera}; "
+            f"{name}: {w}x{h} {frame.pattern}, {frame.camera};{warning} "
             + "; ".join(parts)
             + f"; {total:.3g}s in all"
         )
@@ -201,17 +272,30 @@ def restore_one(
 
 
 def _validate(args: argparse.Namespace) -> list[float]:
+    from jaxdark.amplifier import check_m
+    from jaxdark.restorer import check_amplification
+
     if args.amplification is not None and args.m is not None:
         raise ValueError("give --m or --amplification, not both")
-    if args.amplification is not None and not (
-        np.isfinite(args.amplification) and args.amplification > 0
-    ):
-        raise ValueError(f"--amplification must be a positive number, got {args.amplification}")
+    if args.overwrite and args.skip_existing:
+        raise ValueError("give --overwrite or --skip-existing, not both")
+    if args.amplification is not None:
+        args.amplification = check_amplification(args.amplification)
     ms = [DEFAULT_M] if args.m is None else list(dict.fromkeys(args.m))
+    suffixes: dict[str, float] = {}
     for m in ms:
-        if not (np.isfinite(m) and m > 0):
-            raise ValueError(f"--m values must be positive numbers, got {m}")
+        check_m(m)
+        if f"{m:g}" in suffixes:
+            raise ValueError(
+                f"--m {suffixes[f'{m:g}']:.10g} and {m:.10g} would share the file name suffix "
+                f"_m{m:g}; give values that differ in their first 6 digits"
+            )
+        suffixes[f"{m:g}"] = m
     return ms
+
+
+def _existing(plan: list[list[Target]]) -> list[Path]:
+    return [out for targets in plan for _, out in targets if out.exists()]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -221,20 +305,38 @@ def run(args: argparse.Namespace) -> int:
     from jaxdark.restorer import Restorer
 
     ms = _validate(args)
-    paths = find_inputs(args.inputs, args.recursive)
+    paths, problems = find_inputs(args.inputs, args.recursive)
     out_dir = Path(args.out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ValueError(f"--out-dir {out_dir} exists and is not a folder")
+    check_writable_dir(out_dir, "--out-dir")
+    plan = plan_outputs(paths, out_dir, ms, args.amplification, args.format)
+    existing = _existing(plan)
+    if existing and not (args.overwrite or args.skip_existing):
+        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+        raise ValueError(
+            f"{printable_path(existing[0])} exists{more}; pass --overwrite to replace, or "
+            "--skip-existing to keep them and restore only the rest"
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     restorer = Restorer(args.weights, tile_size=args.tile_size, tile_overlap=args.tile_overlap)
 
-    stems = output_stems(paths)
-    results: list[FileResult] = []
+    results: list[FileResult] = [FileResult(Path("?"), [], p, p) for p in problems]
+    for line in problems:
+        print(f"FAILED {line}", file=sys.stderr)
+    skipped = 0
     bar = tqdm(
         total=len(paths), unit="file", desc="restore", disable=len(paths) < 2, file=sys.stderr
     )
-    for path, stem in zip(paths, stems, strict=True):
-        result = restore_one(restorer, path, stem, out_dir, ms, args.amplification, args.format)
+    for path, targets in zip(paths, plan, strict=True):
+        if args.skip_existing and all(out.exists() for _, out in targets):
+            skipped += 1
+            tqdm.write(f"{printable_path(path)}: skipped, its outputs exist", file=sys.stdout)
+            bar.update(1)
+            continue
+        if args.skip_existing:
+            targets = [(m, out) for m, out in targets if not out.exists()]
+        result = restore_one(
+            restorer, path, targets, args.amplification, args.format, args.overwrite
+        )
         results.append(result)
         tqdm.write(
             ("FAILED " if result.error else "") + result.report,
@@ -246,8 +348,9 @@ def run(args: argparse.Namespace) -> int:
     failed = [r for r in results if r.error]
     written = sum(len(r.outputs) for r in results)
     print(
-        f"restored {len(results) - len(failed)} of {len(results)} file(s), "
-        f"{written} image(s) in {out_dir}"
+        f"restored {len(results) - len(failed)} of {len(results) + skipped} file(s), "
+        f"{written} image(s) in {printable_path(out_dir)}"
+        + (f"; {skipped} skipped (outputs exist)" if skipped else "")
     )
     if failed:
         print(f"{len(failed)} file(s) failed:", file=sys.stderr)
