@@ -87,6 +87,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="context around each tile, a multiple of 32 (default 128)",
     )
+    parser.add_argument(
+        "--dtype",
+        choices=("float32", "bfloat16"),
+        default="float32",
+        help="float32 (default) or bfloat16 multiplies (faster on GPUs and TPUs; "
+        "accumulation and output stay float32)",
+    )
 
 
 # --------------------------------------------------------------------------- inputs
@@ -278,7 +285,12 @@ def run(args: argparse.Namespace) -> int:
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"--out-dir {out_dir} exists and is not a folder")
     out_dir.mkdir(parents=True, exist_ok=True)
-    restorer = Restorer(args.weights, tile_size=args.tile_size, tile_overlap=args.tile_overlap)
+    restorer = Restorer(
+        args.weights,
+        tile_size=args.tile_size,
+        tile_overlap=args.tile_overlap,
+        dtype=getattr(args, "dtype", "float32"),
+    )
 
     stems = output_stems(paths)
     results: list[FileResult] = []
