@@ -87,7 +87,13 @@ def _jax_worker(args) -> dict:
     return out
 
 
-def _torch_step(x, y, steps: int) -> dict:
+def _torch_step(x, y, steps: int, *, sizes: dict | None = None, autocast: bool = False) -> dict:
+    """Median step time of the PyTorch reference (on CUDA when torch sees it).
+
+    ``sizes``: ReferenceNet's features / growth / dense_layers (default: the published
+    network); ``autocast``: the forward pass under ``torch.autocast`` in bfloat16 (the
+    loss on its float32 output).
+    """
     try:
         import pytorch_msssim
         import torch
@@ -97,7 +103,7 @@ def _torch_step(x, y, steps: int) -> dict:
         return {"torch_error": f"PyTorch reference unavailable ({e})"}
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(0)
-    net = ReferenceNet().to(device).train()
+    net = ReferenceNet(**(sizes or {})).to(device).train()
     opt = torch.optim.Adam(net.parameters(), lr=1e-4)
     tx = torch.from_numpy(x.transpose(0, 3, 1, 2).copy()).to(device)
     ty = torch.from_numpy(y.transpose(0, 3, 1, 2).copy()).to(device)
@@ -105,7 +111,9 @@ def _torch_step(x, y, steps: int) -> dict:
 
     def run():
         opt.zero_grad(set_to_none=True)
-        pred = net(tx)
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=autocast):
+            pred = net(tx)
+        pred = pred.float()
         l1 = torch.mean(torch.abs(pred - ty))
         if small:
             loss = l1 + 0.2 * (1 - pytorch_msssim.ssim(pred, ty, data_range=1.0))
@@ -116,10 +124,15 @@ def _torch_step(x, y, steps: int) -> dict:
         if device == "cuda":
             torch.cuda.synchronize()
 
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
     times = _time(run, steps)
     return {
         "torch_step_s": statistics.median(times),
+        "torch_step_times_s": times,
+        "torch_peak_bytes": torch.cuda.max_memory_allocated() if device == "cuda" else None,
         "torch_device": device,
+        "torch_device_name": torch.cuda.get_device_name() if device == "cuda" else "cpu",
         "torch_threads": torch.get_num_threads(),
         "torch_loss_note": "SSIM (crop too small for MS-SSIM)" if small else "",
     }

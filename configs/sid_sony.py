@@ -52,6 +52,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # Model
     c.model = ml_collections.ConfigDict(dict(features=64, growth=32, dense_layers=(4, 5, 5)))
     c.init_weights = ""  # optional .pth, converted checkpoint or training run to start from
+    c.compute_dtype = "float32"  # or "bfloat16": bf16 activations, float32 params/loss/grads
     # Optimisation
     c.num_train_steps = 1_000_000
     c.learning_rate = 1e-4

@@ -39,6 +39,7 @@ from flax import nnx
 
 from jaxdark.amplifier import check_m, estimate_amplification
 from jaxdark.constants import INPUT_MULTIPLE, MAX_USER_AMPLIFICATION
+from jaxdark.precision import resolve_dtype
 from jaxdark.raw import RawFrame, from_rggb, pad_to_multiple, read_raw, to_rggb
 
 ApplyFn = Callable[[Any, jax.Array], jax.Array]
@@ -66,6 +67,9 @@ class Restorer:
         32, default 128).
       apply_fn, params: replace the network call by ``apply_fn(params, x)`` (both
         must be given; ``model`` is then ignored and may be None).
+      dtype: ``"float32"`` (default) or ``"bfloat16"``: the dtype of the folded
+        kernels, so of the convolutions' multiplies (accumulation, activations and the
+        output stay float32; `jaxdark.inference.fold_params`). Not with ``apply_fn``.
     """
 
     def __init__(
@@ -76,6 +80,7 @@ class Restorer:
         tile_overlap: int = 128,
         apply_fn: ApplyFn | None = None,
         params: Any = None,
+        dtype: str | Any = None,
     ):
         for name, value, low, optional in (
             ("tile_size", tile_size, INPUT_MULTIPLE, True),
@@ -91,6 +96,9 @@ class Restorer:
                 )
         if (apply_fn is None) != (params is None):
             raise ValueError("give both apply_fn and params, or neither")
+        if dtype is not None and apply_fn is not None:
+            raise ValueError("dtype applies to the built-in network call, not to apply_fn")
+        self.dtype = resolve_dtype(dtype)
         if apply_fn is None:
             if model is None:
                 raise ValueError("Restorer needs a model, a weights path, or apply_fn + params")
@@ -104,8 +112,8 @@ class Restorer:
                 )
             from jaxdark.inference import apply_folded, fold_params
 
-            apply_fn, params = apply_folded, fold_params(model)
-            self._params_of = fold_params
+            apply_fn, params = apply_folded, fold_params(model, self.dtype)
+            self._params_of = lambda m: fold_params(m, self.dtype)
         else:
             self._params_of = None
         self.tile_size = None if tile_size is None else int(tile_size)

@@ -12,6 +12,7 @@ from typing import Any
 
 from jaxdark.constants import INPUT_MULTIPLE, MAX_M
 from jaxdark.errors import JaxdarkError
+from jaxdark.precision import resolve_dtype
 
 EVAL_FIELDS = (
     "data_dir", "tfds_data_dir", "amplification", "m", "eval_split", "eval_source",
@@ -24,7 +25,7 @@ TRAIN_FIELDS = EVAL_FIELDS + VALIDATION_FIELDS + (
     "num_train_steps", "learning_rate", "lr_decay_steps", "lr_decay_factor",
     "min_learning_rate", "seed", "num_devices", "checkpoint_every_steps",
     "checkpoints_to_keep", "async_checkpointing", "log_every_steps", "image_every_steps",
-    "num_logged_images",
+    "num_logged_images", "compute_dtype",
 )  # fmt: skip
 AMPLIFICATIONS = ("gt", "estimated")
 
@@ -68,6 +69,7 @@ def check_train_config(config: Any) -> None:
     for name in ("batch_size", "crop_size", "num_train_steps", "checkpoint_every_steps"):
         if int(config[name]) <= 0:
             raise JaxdarkError(f"config.{name} must be > 0, got {config[name]}")
+    resolve_dtype(config.compute_dtype)
     if config.crop_size % INPUT_MULTIPLE:
         raise JaxdarkError(
             f"config.crop_size must be a multiple of {INPUT_MULTIPLE}, got {config.crop_size}"

@@ -139,7 +139,7 @@ def train_and_evaluate(
         float(config.lr_decay_factor),
         float(config.min_learning_rate),
     )
-    setup = setup_training(_initial_model(config), tx, mesh)
+    setup = setup_training(_initial_model(config), tx, mesh, compute_dtype=config.compute_dtype)
     graphdef, state, train_step = setup.graphdef, setup.state, setup.train_step
     ckpt = Checkpointer(
         workdir / RUN_CHECKPOINTS,

@@ -37,11 +37,13 @@ def setup_training(
     mesh: Mesh | None = None,
     *,
     donate: bool = True,
+    compute_dtype: str | Any = None,
 ) -> TrainSetup:
     """Split ``model``, build its step-0 state replicated on ``mesh`` (default: all
-    devices) and the jitted data-parallel step (`jaxdark.training.step`)."""
+    devices) and the jitted data-parallel step (`jaxdark.training.step`), computing in
+    ``compute_dtype`` (float32 by default, or bfloat16; see `jaxdark.precision`)."""
     graphdef, params = split_model(model)
     mesh = make_data_mesh() if mesh is None else mesh
     state = replicate(init_train_state(params, tx), mesh)
-    step = make_train_step(graphdef, tx, mesh, donate=donate)
+    step = make_train_step(graphdef, tx, mesh, donate=donate, compute_dtype=compute_dtype)
     return TrainSetup(graphdef, mesh, tx, state, step)

@@ -22,12 +22,14 @@ from typing import Any
 
 import flax.struct
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from jaxdark.precision import resolve_dtype, set_compute_dtype
 from jaxdark.training.losses import restoration_loss
 
 DATA_AXIS = "data"
@@ -103,16 +105,23 @@ def make_train_step(
     mesh: Mesh,
     *,
     donate: bool = True,
+    compute_dtype: str | Any = None,
 ) -> Callable[[TrainState, Batch], tuple[TrainState, dict[str, jax.Array]]]:
     """The jitted data-parallel step ``(state, batch) -> (state, metrics)``.
 
     ``metrics`` holds the global-batch means of ``loss``, ``l1`` and ``ms_ssim``.
     With ``donate`` the input state's buffers are reused for the new state.
+    ``compute_dtype`` (``"float32"``, default, or ``"bfloat16"``) is the dtype the
+    network computes in (`jaxdark.precision`); parameters, Adam state, loss, MS-SSIM
+    and the gradient all-reduce stay float32.
     """
+    dtype = None if compute_dtype is None else resolve_dtype(compute_dtype)
 
     def loss_fn(params, batch):
         model = nnx.merge(graphdef, params)
-        pred = model(batch["input"])
+        if dtype is not None:
+            set_compute_dtype(model, dtype)
+        pred = model(batch["input"]).astype(jnp.float32)  # the loss is float32 throughout
         loss, parts = restoration_loss(pred, batch["target"])
         return loss, parts
 
