@@ -89,9 +89,21 @@ def find_photos(folder: str | Path, split: str = "train", val_fraction: float = 
 
 def read_photo(path: str | Path) -> np.ndarray:
     """An (H, W, 3) RGB photo, uint8 or uint16 (grey is repeated, alpha dropped, EXIF
-    orientation applied); PhotoError if it cannot be decoded."""
+    orientation applied); PhotoError if it cannot be decoded.
+
+    JPEGs are decoded by Pillow, which refuses a truncated file (OpenCV would fill the
+    missing part with grey); PNG and TIFF by OpenCV, which keeps 16 bits.
+    """
     import cv2  # noqa: PLC0415
 
+    if Path(path).suffix.lower() in (".jpg", ".jpeg"):
+        from PIL import Image, ImageOps  # noqa: PLC0415
+
+        try:
+            with Image.open(path) as im:
+                return np.asarray(ImageOps.exif_transpose(im).convert("RGB")).copy()
+        except (OSError, ValueError, SyntaxError) as e:
+            raise PhotoError(f"{path}: cannot read the photo ({e})") from None
     image = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
     if image is None or image.size == 0:
         raise PhotoError(f"{path}: cannot read the photo (not a PNG/JPEG/TIFF or damaged)")
