@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 
 import cv2
@@ -200,3 +201,17 @@ def test_config_fields():
     assert cfg.ratio_range == (100.0, 300.0) and cfg.read_noise_scale == 2.0
     with pytest.raises(ValueError, match="unknown variant"):
         synthetic_config.get_config("huge")
+
+
+def test_bench_synthetic_smoke(capsys):
+    from benchmarks.bench_synthetic import main
+
+    cores = len(os.sched_getaffinity(0))
+    assert main(["--smoke"]) == 0
+    out = capsys.readouterr().out
+    assert "| wall time |" in out and "| CPU time |" in out
+    rows = [line for line in out.splitlines() if line.startswith("| astronaut.png |")]
+    assert len(rows) == 1
+    mean_abs, *_ = (float(v) for v in rows[0].strip("| ").split(" | ")[1:])
+    assert 0 < mean_abs < 0.02
+    assert len(os.sched_getaffinity(0)) == cores  # the pinning was undone
