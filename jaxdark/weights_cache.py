@@ -92,9 +92,15 @@ def download_official(
     dest: Path, url: str, sha256: str = OFFICIAL_SHA256, timeout: float = 60.0
 ) -> Path:
     """Fetch ``url`` to ``dest`` through a temporary file, check its SHA-256, rename."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    except OSError as e:
+        raise WeightsDownloadError(
+            f"cannot write to the cache folder {dest.parent} ({e.strerror or e}); set "
+            f"{CACHE_ENV} to a writable folder, or pass --weights PATH"
+        ) from None
     print(f"downloading the official weights from {url} to {dest} (once) ...", file=sys.stderr)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     tmp = Path(tmp_name)
     try:
         h = hashlib.sha256()

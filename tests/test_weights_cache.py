@@ -141,3 +141,14 @@ def test_the_official_file_verifies(cache, official_weights):
     path = wc.resolve_weights("official", url=official_weights.resolve().as_uri())
     assert wc.sha256_of(path) == wc.OFFICIAL_SHA256
     assert path.stat().st_size == official_weights.stat().st_size
+
+
+def test_unwritable_cache_is_one_line(tmp_path, monkeypatch, server):
+    base, _, _ = server
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the cache folder should be")
+    monkeypatch.setenv(wc.CACHE_ENV, str(blocker / "cache"))
+    with pytest.raises(
+        wc.WeightsDownloadError, match="cannot write to the cache folder .*JAXDARK_CACHE"
+    ):
+        wc.resolve_weights("official", url=f"{base}/demo_imgs/weights", sha256=FAKE_SHA)

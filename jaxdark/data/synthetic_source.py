@@ -237,6 +237,8 @@ class SyntheticPairs:
                 f"{self.window}x{self.window} window"
             )
         with self._lock:
+            if k in self._cache:  # another reader thread decoded it meanwhile
+                return self._cache[k]
             if image.nbytes <= self.cache_bytes:
                 while self._cache and self._cached_bytes + image.nbytes > self.cache_bytes:
                     oldest = next(iter(self._cache))
