@@ -60,6 +60,6 @@ def test_loss_falls_on_one_fixed_synthetic_batch():
         losses.append(host_scalars(metrics)["loss"])
     assert np.isfinite(losses).all()
     first, last = losses[0], float(np.mean(losses[-5:]))
-    # measured: 0.358 -> 0.070 (mean of the last 5), a fall of 80%
+    # measured: 0.469 -> 0.113 (mean of the last 5), a fall of 76%
     assert last < 0.5 * first, losses
     assert min(losses[-5:]) < min(losses[:5])
