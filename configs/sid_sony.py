@@ -49,6 +49,20 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.worker_buffer_size = 2
     c.read_threads = 4
     c.prefetch_batches = 4
+    # Synthetic pairs (jaxdark.data.synthetic; configs/synthetic.py turns them on)
+    c.photo_dir = ""  # folder of PNG/JPEG/TIFF photos, recursive; "": scikit-image's samples
+    c.synthetic_fraction = 0.0  # share of synthetic pairs (configs/synthetic.py: 0.5 with SID,
+    # all pairs without it); 0: SID only
+    c.synthetic_window = 0  # side of the window cut from a photo per pair (0: crop_size + 2)
+    c.synthetic_variants = 10_000  # pairs per photo in one pass, each drawn anew
+    c.synthetic_val_fraction = 0.1  # photo_dir only: share of photos held out (path hash)
+    c.synthetic_ratios = (100.0, 250.0, 300.0)  # exposure ratios, one drawn per pair ...
+    c.synthetic_ratio_range = (0.0, 0.0)  # ... or (lo, hi): uniform in [lo, hi]
+    c.synthetic_read_model = "tukey-lambda"  # or "gaussian" (ELD's two read-noise fits)
+    c.synthetic_read_noise_scale = 1.0  # multiplies read and row noise (another camera)
+    c.synthetic_tone_curve = True  # invert the smoothstep tone curve of sRGB photos
+    c.synthetic_white_balance_spread = 0.05  # log-normal spread around daylight..tungsten
+    c.synthetic_color_matrix_spread = 0.02  # relative spread of the colour matrix
     # Model
     c.model = ml_collections.ConfigDict(dict(features=64, growth=32, dense_layers=(4, 5, 5)))
     c.init_weights = ""  # optional .pth, converted checkpoint or training run to start from

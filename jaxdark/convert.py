@@ -13,7 +13,6 @@ and its sha256).
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +23,7 @@ import numpy as np
 from flax import nnx
 
 from jaxdark.errors import CheckpointError
+from jaxdark.fileio import sha256_of
 from jaxdark.model import DarkRestorationNet, count_params, create_model
 from jaxdark.torch_pickle import extract_state_dict, read_torch_checkpoint
 
@@ -186,15 +186,6 @@ def assign_params(model: DarkRestorationNet, params: dict[str, np.ndarray]) -> N
 def model_params(model: DarkRestorationNet) -> dict[str, np.ndarray]:
     """The flat parameter dict of ``model`` (NumPy copies)."""
     return {k: np.asarray(v[...]) for k, v in _param_refs(model).items()}
-
-
-def sha256_of(path: str | Path) -> str:
-    """Hex sha256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def load_torch_model(path: str | Path) -> DarkRestorationNet:

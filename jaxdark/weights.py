@@ -132,11 +132,13 @@ def load_run_model(
 
 def load_model(path: str | os.PathLike) -> Any:
     """The network with weights from ``path``: the official .pth (or any reference-format
-    PyTorch checkpoint), a ``jaxdark convert`` directory, or a training run's work
-    directory or step directory (see the module docstring)."""
+    PyTorch checkpoint), a ``jaxdark convert`` directory, a training run's work
+    directory or step directory (see the module docstring), or ``"official"``: the
+    official checkpoint, downloaded once into the cache (`jaxdark.weights_cache`)."""
     from jaxdark import convert
+    from jaxdark.weights_cache import resolve_weights
 
-    p = Path(path)
+    p = resolve_weights(path)
     if run_directory(p) is not None:
         return load_run_model(p)[0]
     if p.is_dir():

@@ -90,3 +90,14 @@ def test_restore_cli_accepts_a_run_workdir(run, tmp_path, capsys):
     expected = jaxdark.Restorer(load_model(workdir)).restore_file(tmp_path / "shot.dng")
     np.testing.assert_allclose(got, expected, atol=1 / 65535 + 1e-6)
     assert "restored 1 of 1" in capsys.readouterr().out
+
+
+def test_load_model_official_from_a_file_url(official_weights, tmp_path, monkeypatch):
+    """``load_model("official")`` fetches the checkpoint once into the cache (here from a
+    file:// URL: no test needs the internet) and loads it like the .pth itself."""
+    monkeypatch.setenv("JAXDARK_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("JAXDARK_WEIGHTS_URL", official_weights.resolve().as_uri())
+    model = load_model("official")
+    assert jaxdark.count_params(model) == 784_768
+    assert (tmp_path / "cache").is_dir() and any((tmp_path / "cache").iterdir())
+    _same(model, model_params(load_model(official_weights)))

@@ -11,6 +11,7 @@ import argparse
 import importlib
 import sys
 
+from jaxdark.cli.flags import console_logging
 from jaxdark.errors import JaxdarkError, one_line
 
 # subcommand -> (module, one-line help)
@@ -39,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     command = argv[0] if argv and argv[0] in SUBCOMMANDS else None
     args = build_parser(command).parse_args(argv)
+    console_logging(sys.stderr)
     try:
         return int(args._run(args) or 0)
     except (JaxdarkError, OSError, ValueError) as e:  # bad input, paths, permissions

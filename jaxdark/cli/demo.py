@@ -23,18 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxdark.constants import SID_BLACK_LEVEL as BLACK_LEVEL
+from jaxdark.constants import SID_WHITE_LEVEL as WHITE_LEVEL
+from jaxdark.data.synthetic import SRGB_TO_XYZ, XYZ_TO_CAMERA
 from jaxdark.dng import write_dng
 
-BLACK_LEVEL = 512
-WHITE_LEVEL = 16383
-# Linear sRGB (D65) to CIE XYZ.
-SRGB_TO_XYZ = np.array(
-    [[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]
-)
-# XYZ to camera RGB of the Sony ILCE-7S (Adobe's DNG colour matrix, as in dcraw/LibRaw).
-XYZ_TO_CAMERA = np.array(
-    [[0.5838, -0.1430, -0.0246], [-0.3497, 1.1477, 0.2297], [-0.0748, 0.1885, 0.5778]]
-)
 # Camera RGB of a white surface: the white balance the official network handles best
 # (found by searching the raw colour it renders as neutral grey).
 NEUTRAL = (0.5, 1.0, 0.5)
@@ -50,8 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``jaxdark demo``."""
     parser.add_argument(
         "--weights",
-        required=True,
-        help="official .pth, a directory written by 'jaxdark convert', or a training run",
+        default="official",
+        help="'official' (default: the official checkpoint, downloaded once into the cache), "
+        "a .pth, a directory written by 'jaxdark convert', or a training run",
     )
     parser.add_argument("--out-dir", default="demo_out", help="output folder (default demo_out)")
     parser.add_argument(

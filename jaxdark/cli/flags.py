@@ -67,12 +67,12 @@ def make_flags_parser(prog: str) -> Callable[[list[str]], list[str]]:
     return parse
 
 
-def console_logging() -> None:
-    """Send jaxdark's log records (INFO and up) to stdout as plain lines."""
+def console_logging(stream=None) -> None:
+    """Send jaxdark's log records (INFO and up) to ``stream`` (stdout) as plain lines."""
     logger = logging.getLogger("jaxdark")
     if any(getattr(h, "_jaxdark_console", False) for h in logger.handlers):
         return
-    handler = logging.StreamHandler(sys.stdout)
+    handler = logging.StreamHandler(stream or sys.stdout)
     handler.setFormatter(logging.Formatter("%(message)s"))
     handler._jaxdark_console = True  # type: ignore[attr-defined]
     logger.addHandler(handler)

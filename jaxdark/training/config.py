@@ -25,7 +25,10 @@ TRAIN_FIELDS = EVAL_FIELDS + VALIDATION_FIELDS + (
     "num_train_steps", "learning_rate", "lr_decay_steps", "lr_decay_factor",
     "min_learning_rate", "seed", "num_devices", "checkpoint_every_steps",
     "checkpoints_to_keep", "async_checkpointing", "log_every_steps", "image_every_steps",
-    "num_logged_images", "compute_dtype",
+    "num_logged_images", "compute_dtype", "photo_dir", "synthetic_fraction", "synthetic_window",
+    "synthetic_variants", "synthetic_val_fraction", "synthetic_ratios", "synthetic_ratio_range",
+    "synthetic_read_model", "synthetic_read_noise_scale", "synthetic_tone_curve",
+    "synthetic_white_balance_spread", "synthetic_color_matrix_spread",
 )  # fmt: skip
 AMPLIFICATIONS = ("gt", "estimated")
 
@@ -64,8 +67,11 @@ def check_train_config(config: Any) -> None:
     """One-line `JaxdarkError` unless ``config`` has every training field, in range."""
     _require(config, TRAIN_FIELDS)
     _check_common(config)
-    if not config.data_dir and not config.tfds_data_dir:
-        raise JaxdarkError("set --config.data_dir to the extracted SID folder")
+    if not config.data_dir and not config.tfds_data_dir and not config.synthetic_fraction:
+        raise JaxdarkError(
+            "set --config.data_dir to the extracted SID folder, or train on synthetic pairs "
+            "(--config=configs/synthetic.py)"
+        )
     for name in ("batch_size", "crop_size", "num_train_steps", "checkpoint_every_steps"):
         if int(config[name]) <= 0:
             raise JaxdarkError(f"config.{name} must be > 0, got {config[name]}")

@@ -25,6 +25,7 @@ from flax import nnx
 
 from jaxdark.data import sid
 from jaxdark.data.pipeline import make_iterator
+from jaxdark.data.synthetic_source import make_train_source
 from jaxdark.errors import JaxdarkError, one_line
 from jaxdark.training.checkpointing import Checkpointer, PreemptionGuard
 from jaxdark.training.config import check_train_config
@@ -117,7 +118,7 @@ def train_and_evaluate(
     if jax.process_index() == 0:
         (workdir / RUN_CONFIG).write_text(config.to_json_best_effort(indent=2))
 
-    source = _train_source(config)
+    source = make_train_source(config, lambda: _train_source(config))
     data_iter = make_iterator(
         source,
         global_batch_size=int(config.batch_size),
