@@ -18,6 +18,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("jaxdark.convert_cli", "convert a PyTorch checkpoint to a jaxdark (orbax) one"),
     "restore": ("jaxdark.restore_cli", "restore dark RAW files to sRGB images"),
     "demo": ("jaxdark.demo", "restore a synthetic dark DNG scene and save a side-by-side"),
+    "export": ("jaxdark.export_cli", "export the network to ONNX or StableHLO"),
 }
 
 
