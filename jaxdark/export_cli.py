@@ -26,7 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             type=int,
             default=None,
             metavar="N",
-            help=f"static {what}" + (" (a multiple of 32)" if name != "batch" else "")
+            help=f"static {what}"
+            + (" (a multiple of 32)" if name != "batch" else "")
             + "; default dynamic",
         )
 

@@ -1,4 +1,4 @@
-"""The description that travels with an exported network (ONNX metadata_props, StableHLO sidecar)."""
+"""What travels with an exported network (ONNX metadata_props, StableHLO sidecar)."""
 
 from __future__ import annotations
 

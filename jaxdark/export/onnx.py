@@ -123,7 +123,9 @@ def build_onnx(model: Any, spec: ExportSpec, metadata: dict[str, Any]) -> onnx.M
 
     x = g.op("Transpose", ["mosaic"], "to_nchw", perm=[0, 3, 1, 2])  # (B, 1, H, W)
     low2x = g.op("SpaceToDepth", [x], "low2x", blocksize=2)  # C=1: PyTorch's order
-    u32 = g.gather(g.op("SpaceToDepth", [x], "s2d32", blocksize=32), unshuffle_permutation(16), "u32")
+    u32 = g.gather(
+        g.op("SpaceToDepth", [x], "s2d32", blocksize=32), unshuffle_permutation(16), "u32"
+    )
     x32 = conv(conv(u32, model.conv32x[0], "conv32x.0"), model.conv32x[1], "conv32x.1")
 
     r = x32

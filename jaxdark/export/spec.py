@@ -41,7 +41,7 @@ class ExportSpec:
                 )
 
     def dims(self) -> tuple[str | int, str | int, str | int, int]:
-        """The input shape: ints where static, names (``batch``, ``height``, ``width``) where not."""
+        """The input shape: ints where static, ``batch``, ``height``, ``width`` where not."""
         return (
             "batch" if self.batch is None else self.batch,
             "height" if self.height is None else self.height,
