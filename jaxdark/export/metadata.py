@@ -19,6 +19,10 @@ EXPECTED_INPUT = (
     "the amplification (jaxdark.estimate_amplification or a chosen factor), one channel, "
     f"height and width multiples of {MULTIPLE}"
 )
+VALUE_RANGE = (
+    "input >= 0: the normalised mosaic (0 at black, 1 at white, a little over 1 where "
+    "saturated) times the amplification (1 to 300); output in [0, 1]"
+)
 OUTPUT = "sRGB (gamma-encoded, camera white balance), same height and width as the input"
 
 
@@ -74,7 +78,7 @@ def build_metadata(
         "output_layout": "NHWC",
         "output_shape": [b, h, w, 3],
         "output": OUTPUT,
-        "value_range": "input >= 0 (about [0, 1] after amplification, may exceed 1); output [0, 1]",
+        "value_range": VALUE_RANGE,
         "size_multiple": MULTIPLE,
         "source": None if source is None else Path(source).name,
         "source_sha256": source_sha256(source),
