@@ -41,14 +41,22 @@ def read_mosaic(path: str | Path) -> tuple[np.ndarray, str]:
     """The normalised (H, W) float32 mosaic of a Bayer RAW file and its 2x2 layout."""
     import rawpy
 
-    with rawpy.imread(str(path)) as raw:
-        if raw.raw_pattern is None or raw.raw_pattern.shape != (2, 2):
-            raise SystemExit(f"{path}: not a 2x2 Bayer mosaic")
-        data = np.array(raw.raw_image_visible, np.float32)
-        colors = np.array(raw.raw_colors_visible[:2, :2])
-        desc = raw.color_desc.decode("ascii", "replace")
-        per_channel = list(raw.black_level_per_channel)
-        white = float(raw.white_level)
+    if not Path(path).is_file():
+        raise SystemExit(f"{path}: no such file")
+    try:
+        with rawpy.imread(str(path)) as raw:
+            if raw.raw_pattern is None or raw.raw_pattern.shape != (2, 2):
+                raise SystemExit(f"{path}: not a 2x2 Bayer mosaic")
+            data = np.array(raw.raw_image_visible, np.float32)
+            colors = np.array(raw.raw_colors_visible[:2, :2])
+            desc = raw.color_desc.decode("ascii", "replace")
+            per_channel = list(raw.black_level_per_channel)
+            white = float(raw.white_level)
+    except (OSError, rawpy.LibRawError) as e:
+        reason = (
+            e.args[0].decode(errors="replace") if e.args and isinstance(e.args[0], bytes) else e
+        )
+        raise SystemExit(f"{path}: cannot read RAW file ({type(e).__name__}: {reason})") from None
     pattern = "".join(desc[int(c)] for c in colors.reshape(-1)).replace("g", "G")
     if pattern not in BAYER_PATTERNS:
         raise SystemExit(f"{path}: colour filter layout {pattern!r} is not a Bayer pattern")
