@@ -5,9 +5,10 @@
 
 Prints one Markdown table: the machine; parameter count; GMACs per frame from XLA's cost
 analysis at 4K (2144x3840) and the full Sony frame (2848x4256); the restore time of
-jaxdark's fast path (`jaxdark.inference`), of the plain jitted NNX model and of our
-PyTorch reference (`convert_weights.reference_torch`) on the same input in the same
-process, runs interleaved (one of each per round) so that load from other processes
+jaxdark's fast path (`jaxdark.inference`), of the plain jitted NNX model, of our
+PyTorch reference (`convert_weights.reference_torch`) and of the ONNX export in
+onnxruntime (CPU, float32; when onnx and onnxruntime are installed) on the same input in
+the same process, runs interleaved (one of each per round) so that load from other processes
 hits all of them alike, medians after one warm-up run; their ratio; the largest
 difference between the fast path and the model; peak host memory; the amplifier's time
 on a 12 MP frame against a plain NumPy rendering of the reference algorithm; and, when
@@ -253,6 +254,9 @@ def restore_rows(model, folded, state_dict, size, repeats: int) -> tuple[list[Ro
         torch_note = f"torch {torch.__version__}, {torch_threads} threads"
     except ImportError as e:
         torch_note = f"not measured ({e})"
+    run_onnx, onnx_note = onnxruntime_runner(model, x)
+    if run_onnx is not None:
+        fns["onnx"] = run_onnx
 
     times = time_interleaved(fns, repeats)
     t_fast, t_model = median(times["fast"]), median(times["model"])
@@ -273,6 +277,15 @@ def restore_rows(model, folded, state_dict, size, repeats: int) -> tuple[list[Ro
         )
     else:
         rows.append(("PyTorch reference restore", "n/a", torch_note))
+    if "onnx" in times:
+        t_onnx = median(times["onnx"])
+        ratio = f"; / PyTorch: {t_onnx / median(times['torch']):.2f}" if "torch" in times else ""
+        rows.append(("onnxruntime restore, CPU, float32", fmt_s(t_onnx), f"{n}; {onnx_note}"))
+        rows.append(
+            ("ratio onnxruntime / jaxdark fast", f"{t_onnx / t_fast:.2f}", ratio.lstrip("; "))
+        )
+    else:
+        rows.append(("onnxruntime restore, CPU, float32", "n/a", onnx_note))
 
     diff = float(jnp.max(jnp.abs(apply_folded(folded, xj) - model_fn(model, xj))))
     verdict = "ok" if diff <= PARITY_TOL else "EXCEEDS"
@@ -282,14 +295,24 @@ def restore_rows(model, folded, state_dict, size, repeats: int) -> tuple[list[Ro
         ref = fns["torch"]().numpy().transpose(0, 2, 3, 1)
         tdiff = float(np.max(np.abs(np.asarray(apply_folded(folded, xj)) - ref)))
         rows.append(("max abs diff, fast path vs PyTorch, float32", f"{tdiff:.2e}", ""))
+    if "onnx" in times:
+        odiff = float(np.max(np.abs(fns["onnx"]() - np.asarray(model_fn(model, xj)))))
+        rows.append(("max abs diff, onnxruntime vs model, float32", f"{odiff:.2e}", "bound 1e-4"))
 
     # Memory: how far the resident set rises above its warm level during one restore.
-    for key, label in (("fast", "jaxdark fast path"), ("torch", "PyTorch reference")):
+    engines = (
+        ("fast", "jaxdark fast path"),
+        ("torch", "PyTorch reference"),
+        ("onnx", "onnxruntime"),
+    )
+    for key, label in engines:
         if key in fns:
             grow = peak_rss_growth(fns[key])
             value = "n/a" if grow is None else f"{grow:.0f} MiB"
-            label = f"peak host RSS growth during one restore, {label}"
-            rows.append((label, value, "after warm-up"))
+            note = "after warm-up"
+            if key == "onnx":
+                note += "; onnxruntime's memory arena keeps the warm-up run's buffers"
+            rows.append((f"peak host RSS growth during one restore, {label}", value, note))
     compiled = apply_folded.lower(folded, xj).compile()
     mem = compiled.memory_analysis()
     if mem is not None:
@@ -307,6 +330,31 @@ def restore_rows(model, folded, state_dict, size, repeats: int) -> tuple[list[Ro
     if hwm is not None:
         rows.append(("process RSS peak", f"{hwm / 1024:.0f} MiB", "whole benchmark so far"))
     return rows, diff
+
+
+def onnxruntime_runner(model, x: np.ndarray) -> tuple[Callable[[], np.ndarray] | None, str]:
+    """A call of the ONNX export of ``model`` on ``x`` in onnxruntime (CPU), and a note."""
+    try:
+        import onnxruntime as ort
+
+        from jaxdark.export import ExportSpec
+        from jaxdark.export.metadata import build_metadata
+        from jaxdark.export.onnx import build_onnx
+    except ImportError as e:
+        return None, f"not measured ({e})"
+    spec = ExportSpec("onnx")
+    proto = build_onnx(model, spec, build_metadata(model, spec, None))
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = available_cores()
+    # no busy-waiting between runs: spinning threads would slow the engines timed after it
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = ort.InferenceSession(
+        proto.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
+    feed = {"mosaic": np.ascontiguousarray(x)}
+    threads = f"{available_cores()} threads (no spinning)"
+    note = f"onnxruntime {ort.__version__}, {threads}, dynamic-shape export"
+    return lambda: session.run(None, feed)[0], note
 
 
 def amplifier_rows(size: tuple[int, int], repeats: int) -> list[Row]:

@@ -86,7 +86,7 @@ def _kernels_of(convs: list[WNConv]) -> list[jax.Array]:
     return [c.kernel() for c in convs]
 
 
-def _effective_kernels(model: DarkRestorationNet) -> dict[int, np.ndarray]:
+def effective_kernels(model: DarkRestorationNet) -> dict[int, np.ndarray]:
     """``id(conv) -> g * v / ||v||`` for every `WNConv` of ``model``, in one compiled call.
 
     The kernels come from the layers' own `WNConv.kernel`, so they are bit for bit the
@@ -106,7 +106,7 @@ def fold_params(model: DarkRestorationNet, dtype: jnp.dtype | None = None) -> Fo
     within ~0.006 of float32 (benchmarks/NOTES.md); bfloat16 activations would double that.
     """
     dtype = jnp.float32 if dtype is None else dtype
-    kernels = _effective_kernels(model)
+    kernels = effective_kernels(model)
 
     def _conv_kernel(conv: WNConv) -> tuple[np.ndarray, np.ndarray | None]:
         b = None if conv.bias is None else np.asarray(conv.bias[...], np.float32)

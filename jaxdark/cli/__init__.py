@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("jaxdark.cli.convert", "convert a PyTorch checkpoint to a jaxdark (orbax) one"),
     "restore": ("jaxdark.cli.restore", "restore dark RAW files to sRGB images"),
     "demo": ("jaxdark.cli.demo", "restore a synthetic dark DNG scene and save a side-by-side"),
+    "export": ("jaxdark.cli.export", "export the network to ONNX or StableHLO"),
 }
 
 

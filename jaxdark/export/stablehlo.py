@@ -1,0 +1,63 @@
+"""Any NNX restoration network as a serialised StableHLO module (`jax.export`).
+
+The network's parameters are baked into the module as constants, so the file is the whole
+model: ``jax.export.deserialize(data).call(x)`` runs it in any JAX process, without jaxdark.
+Works for every ``nnx.Module`` with the (B, H, W, 1) -> (B, H, W, 3) contract of
+`jaxdark.DarkRestorationNet`; the exported computation is ``model(x)`` itself, so the
+result equals the model's. Sizes left out are symbolic: batch ``b``, height ``32*h`` and
+width ``32*w`` (so only multiples of 32 are accepted, checked by `jax.export` at call time).
+The metadata goes to a JSON sidecar (`sidecar_path`); the serialised bytes stay exactly what
+`jax.export.serialize` wrote.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from jaxdark.constants import INPUT_MULTIPLE as MULTIPLE
+from jaxdark.export.spec import ExportError, ExportSpec
+
+DEFAULT_PLATFORMS = ("cpu", "cuda")
+
+
+def input_shape(spec: ExportSpec) -> tuple:
+    """The (possibly symbolic) input shape of ``spec``: ``b, 32*h, 32*w, 1`` where dynamic."""
+    b = "b" if spec.batch is None else str(spec.batch)
+    h = f"{MULTIPLE}*h" if spec.height is None else str(spec.height)
+    w = f"{MULTIPLE}*w" if spec.width is None else str(spec.width)
+    return jax.export.symbolic_shape(f"{b}, {h}, {w}, 1")
+
+
+def export_stablehlo(
+    model: nnx.Module, spec: ExportSpec, platforms: tuple[str, ...] = DEFAULT_PLATFORMS
+) -> jax.export.Exported:
+    """``jax.export`` of ``model(x)`` for ``spec`` (parameters as constants)."""
+    dtype = jnp.dtype(spec.dtype)
+    graphdef, state = nnx.split(model)
+    if dtype != jnp.float32:
+        state = jax.tree_util.tree_map(
+            lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, state
+        )
+
+    def restore(x: jax.Array) -> jax.Array:
+        return nnx.merge(graphdef, state)(x)
+
+    arg = jax.ShapeDtypeStruct(input_shape(spec), dtype)
+    try:
+        return jax.export.export(jax.jit(restore), platforms=platforms)(arg)
+    except (TypeError, ValueError, jax.export.InconclusiveDimensionOperation) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ExportError(
+            f"{type(model).__name__} cannot be exported with input {arg.shape} {spec.dtype}: "
+            f"{first}"
+        ) from None
+
+
+def sidecar_path(out: str | Path) -> Path:
+    """Where the metadata of a StableHLO export at ``out`` is written: ``OUT.json``."""
+    out = Path(out)
+    return out.with_name(out.name + ".json")
