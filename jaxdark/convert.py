@@ -149,6 +149,8 @@ def infer_config(state_dict: dict[str, np.ndarray]) -> dict[str, Any]:
     beyond them is reported as unexpected rather than building a huge model), and the
     result must pass `validate_model_config`.
     """
+    features = _leading_dim(state_dict, "conv32x.1.0.weight_v")
+    growth = _leading_dim(state_dict, "RDB1.dense_layers.0.conv.0.weight_v")
     indices: dict[int, set[int]] = {}
     first_key: dict[tuple[int, int], str] = {}
     for key in state_dict:
@@ -169,8 +171,8 @@ def infer_config(state_dict: dict[str, np.ndarray]) -> dict[str, Any]:
                 f"layers, so their indices must be 0..{n - 1}"
             )
     config = {
-        "features": _leading_dim(state_dict, "conv32x.1.0.weight_v"),
-        "growth": _leading_dim(state_dict, "RDB1.dense_layers.0.conv.0.weight_v"),
+        "features": features,
+        "growth": growth,
         "dense_layers": [len(indices[b]) for b in sorted(indices)],
     }
     return validate_model_config(config)
