@@ -14,6 +14,7 @@ and its sha256).
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -427,6 +428,6 @@ def load_model(path: str | Path) -> DarkRestorationNet:
     path = Path(path)
     if path.is_dir():
         return load_converted_model(path)
-    if path.is_file():
-        return load_torch_model(path)
-    raise FileNotFoundError(f"weights not found: {show_path(path)}")
+    if not os.path.lexists(path):
+        raise FileNotFoundError(f"weights not found: {show_path(path)}")
+    return load_torch_model(path)  # refuses, by name, anything that is not a regular file
