@@ -34,8 +34,9 @@ from jaxdark.errors import CheckpointError, one_line
 HIGHEST_PROTOCOL = 5
 MAX_GLOBAL_NAME = 256  # bytes of a module or attribute name in GLOBAL
 # Opcodes one load may execute: bounds the objects it creates (each opcode makes at most
-# one) and so its memory and time; a state dict takes about 50 per tensor.
-MAX_OPS = 2_000_000
+# one, so at most about 64 MB of them) and its time; a state dict takes about 50 per
+# tensor (the official checkpoint about 3,100 in all).
+MAX_OPS = 1_000_000
 
 
 class Global(NamedTuple):

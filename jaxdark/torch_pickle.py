@@ -56,6 +56,7 @@ MAX_NDIM = 32  # dimensions of one tensor
 MAX_EXTENT = 1 << 48  # a shape's product (zeros counted as ones) and each stride
 MAX_NAME = 256  # characters of a storage key or location
 READ_STEP = 1 << 20  # bytes inflated per step
+MAX_ZIP_ENTRIES = 1 << 16  # zip members (torch writes one per storage, plus six)
 
 # Legacy typed-storage class names (what torch pickles) -> NumPy dtype.
 STORAGE_DTYPES: dict[str, np.dtype] = {
@@ -307,6 +308,10 @@ def _read_entry(load: _Load, archive: zipfile.ZipFile, info: zipfile.ZipInfo) ->
 
 
 def _read_zip(load: _Load, raw: bytes) -> Any:
+    # Every central-directory record starts with this signature, so the count bounds the
+    # entries zipfile would parse (and the memory it would spend on them).
+    if raw.count(b"PK\x01\x02") > MAX_ZIP_ENTRIES:
+        raise load.fail(f"zip file has more than {MAX_ZIP_ENTRIES} entries")
     try:
         archive = zipfile.ZipFile(io.BytesIO(raw))
         infos = archive.infolist()

@@ -239,6 +239,18 @@ def _(fmt, shapes):
     return write(fmt, raw=tf.dumps({"w": Op(bytes(ops))})), "not a named tensor"
 
 
+@both("million_ops")
+def _(fmt, shapes):
+    return write(fmt, raw=b"\x80\x02" + b"]" * 1_000_001 + b"."), "more than 1,000,000"
+
+
+@one("zip_70000_entries")
+def _(shapes):
+    entries = tf.zip_entries({"w": Tensor(f32(4), (4,))})
+    entries += [Entry(f"archive/x{i}", b"") for i in range(70_000)]
+    return tf.zip_bytes(entries), "more than 65536 entries"
+
+
 @both("string_length_2_31")
 def _(fmt, shapes):
     return write(fmt, raw=b"\x80\x02X" + struct.pack("<I", 2**31) + b"abc."), "asks for"
