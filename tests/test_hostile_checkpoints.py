@@ -239,11 +239,6 @@ def _(fmt, shapes):
     return write(fmt, raw=tf.dumps({"w": Op(bytes(ops))})), "not a named tensor"
 
 
-@both("million_ops")
-def _(fmt, shapes):
-    return write(fmt, raw=b"\x80\x02" + b"]" * 1_000_001 + b"."), "more than 1,000,000"
-
-
 @one("zip_70000_entries")
 def _(shapes):
     entries = tf.zip_entries({"w": Tensor(f32(4), (4,))})

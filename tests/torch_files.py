@@ -233,9 +233,8 @@ def zip_bytes(entries: list[Entry]) -> bytes:
         central += name
     start = len(out)
     out += central
-    out += b"PK\x05\x06" + struct.pack(
-        "<HHHHIIH", 0, 0, len(entries), len(entries), len(central), start, 0
-    )
+    count = min(len(entries), 0xFFFE)  # readers walk the directory by its size, not count
+    out += b"PK\x05\x06" + struct.pack("<HHHHIIH", 0, 0, count, count, len(central), start, 0)
     return bytes(out)
 
 
