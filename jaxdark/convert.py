@@ -164,12 +164,12 @@ def infer_config(state_dict: dict[str, np.ndarray]) -> dict[str, Any]:
         found = ", ".join(str(b) for b in sorted(indices)[:10])
         raise CheckpointError(f"residual dense blocks are not numbered 1..N (found: {found})")
     for b, seen in sorted(indices.items()):
-        n = len(seen)
-        stray = sorted(i for i in seen if i >= n)
+        n = next(i for i in range(len(seen) + 1) if i not in seen)  # layers 0..n-1 present
+        stray = sorted(i for i in seen if i > n)
         if stray:
+            run = f"numbered 0..{n - 1}, then {stray[0]}" if n else "missing layer 0"
             raise CheckpointError(
-                f"unexpected key {first_key[(b, stray[0])]}: block RDB{b} has {n} dense "
-                f"layers, so their indices must be 0..{n - 1}"
+                f"unexpected key {first_key[(b, stray[0])]}: the dense layers of RDB{b} are {run}"
             )
     config = {
         "features": features,
