@@ -115,9 +115,7 @@ def validate_model_config(config: Any) -> dict[str, Any]:
         value = config.get(key)
         lo, hi = CONFIG_LIMITS[key]
         if not _is_int(value) or not lo <= value <= hi:
-            raise CheckpointError(
-                f"{key} is {describe(value)}, expected an integer in [{lo}, {hi}]"
-            )
+            raise CheckpointError(f"{key} is {describe(value)}, expected an integer {lo}..{hi}")
         out[key] = int(value)
     if out["features"] % 16:
         raise CheckpointError(f"features is {out['features']}, expected a multiple of 16")
