@@ -22,13 +22,27 @@ import jax
 import numpy as np
 from flax import nnx
 
-from jaxdark.errors import CheckpointError
+from jaxdark.errors import CheckpointError, flatten, printable_path
 from jaxdark.fileio import sha256_of
 from jaxdark.model import DarkRestorationNet, count_params, create_model
+from jaxdark.safe_pickle import describe
 from jaxdark.torch_pickle import extract_state_dict, read_torch_checkpoint
 
 FORMAT_VERSION = 1
 Path_ = tuple[str | int, ...]
+
+# Architectures a checkpoint may ask for: far beyond the published one (64, 32, (4, 5, 5)),
+# small enough that building the (abstract) model takes seconds, not minutes.
+CONFIG_LIMITS = {"features": (16, 512), "growth": (1, 256), "blocks": (1, 8), "layers": (2, 16)}
+MAX_PARAMS = 64_000_000  # 82 times the published model: 256 MB of float32
+METADATA_KEYS = {
+    "format",
+    "format_version",
+    "model_config",
+    "param_count",
+    "source",
+    "source_sha256",
+}
 
 # torch leaf name -> (flax leaf name, torch -> flax array transform, flax -> torch transform)
 LEAVES: dict[str, tuple[str, Callable[[np.ndarray], np.ndarray], Callable]] = {
@@ -81,26 +95,85 @@ def model_config(model: DarkRestorationNet) -> dict[str, Any]:
     }
 
 
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int | np.integer) and not isinstance(x, bool | np.bool_)
+
+
+def validate_model_config(config: Any) -> dict[str, Any]:
+    """``config`` checked against `CONFIG_LIMITS` (types, ranges, keys); returns a clean copy.
+
+    Raises a one-line `CheckpointError` (without a file name; callers add it).
+    """
+    if not isinstance(config, dict):
+        raise CheckpointError(f"model config is {describe(config)}, expected a dict")
+    unknown = sorted(str(k) for k in set(config) - {"features", "growth", "dense_layers"})
+    if unknown:
+        raise CheckpointError(f"model config has unknown key {describe(unknown[0])}")
+    out: dict[str, Any] = {}
+    for key in ("features", "growth"):
+        value = config.get(key)
+        lo, hi = CONFIG_LIMITS[key]
+        if not _is_int(value) or not lo <= value <= hi:
+            raise CheckpointError(f"{key} is {describe(value)}, expected an integer {lo}..{hi}")
+        out[key] = int(value)
+    if out["features"] % 16:
+        raise CheckpointError(f"features is {out['features']}, expected a multiple of 16")
+    layers = config.get("dense_layers")
+    (blo, bhi), (llo, lhi) = CONFIG_LIMITS["blocks"], CONFIG_LIMITS["layers"]
+    if not isinstance(layers, list | tuple) or not blo <= len(layers) <= bhi:
+        raise CheckpointError(f"dense_layers is {describe(layers)}, expected {blo} to {bhi} blocks")
+    for n in layers:
+        if not _is_int(n) or not llo <= n <= lhi:
+            raise CheckpointError(
+                f"a block has {describe(n)} dense layers, expected an integer {llo}..{lhi}"
+            )
+    out["dense_layers"] = [int(n) for n in layers]
+    return out
+
+
+def _leading_dim(state_dict: dict[str, np.ndarray], key: str) -> int:
+    value = state_dict.get(key)
+    if value is None:
+        raise CheckpointError(f"missing key {key} (not a reference checkpoint?)")
+    if np.ndim(value) != 4:
+        raise CheckpointError(f"{key} has shape {tuple(np.shape(value))}, expected 4 dimensions")
+    return int(np.shape(value)[0])
+
+
 def infer_config(state_dict: dict[str, np.ndarray]) -> dict[str, Any]:
-    """Architecture arguments of a reference state dict (so research variants load too)."""
-    blocks: dict[int, int] = {}
+    """Architecture arguments of a reference state dict (so research variants load too).
+
+    The dense layers of each block must be numbered 0..L-1 without gaps (a stray key far
+    beyond them is reported as unexpected rather than building a huge model), and the
+    result must pass `validate_model_config`.
+    """
+    features = _leading_dim(state_dict, "conv32x.1.0.weight_v")
+    growth = _leading_dim(state_dict, "RDB1.dense_layers.0.conv.0.weight_v")
+    indices: dict[int, set[int]] = {}
+    first_key: dict[tuple[int, int], str] = {}
     for key in state_dict:
-        m = re.match(r"RDB(\d+)\.dense_layers\.(\d+)\.", key)
+        m = re.match(r"RDB(\d{1,4})\.dense_layers\.(\d{1,6})\.", key)
         if m:
             b, i = int(m[1]), int(m[2])
-            blocks[b] = max(blocks.get(b, 0), i + 1)
-    try:
-        features = int(state_dict["conv32x.1.0.weight_v"].shape[0])
-        growth = int(state_dict["RDB1.dense_layers.0.conv.0.weight_v"].shape[0])
-    except KeyError as e:
-        raise CheckpointError(f"missing key {e.args[0]} (not a reference checkpoint?)") from None
-    if not blocks or sorted(blocks) != list(range(1, len(blocks) + 1)):
-        raise CheckpointError(f"residual dense blocks are not numbered 1..N: {sorted(blocks)}")
-    return {
+            indices.setdefault(b, set()).add(i)
+            first_key.setdefault((b, i), key)
+    if not indices or sorted(indices) != list(range(1, len(indices) + 1)):
+        found = ", ".join(str(b) for b in sorted(indices)[:10])
+        raise CheckpointError(f"residual dense blocks are not numbered 1..N (found: {found})")
+    for b, seen in sorted(indices.items()):
+        n = next(i for i in range(len(seen) + 1) if i not in seen)  # layers 0..n-1 present
+        stray = sorted(i for i in seen if i > n)
+        if stray:
+            run = f"numbered 0..{n - 1}, then {stray[0]}" if n else "missing layer 0"
+            raise CheckpointError(
+                f"unexpected key {first_key[(b, stray[0])]}: the dense layers of RDB{b} are {run}"
+            )
+    config = {
         "features": features,
         "growth": growth,
-        "dense_layers": [blocks[b] for b in sorted(blocks)],
+        "dense_layers": [len(indices[b]) for b in sorted(indices)],
     }
+    return validate_model_config(config)
 
 
 def _param_refs(model: DarkRestorationNet) -> dict[str, nnx.Param]:
@@ -131,7 +204,9 @@ def state_dict_to_params(
                 if tkey in state_dict:
                     raise CheckpointError(f"unexpected key {tkey}: this layer has no {torch_leaf}")
                 continue
-            expected = tuple(to_torch(np.zeros(refs[key].shape, np.float32)).shape)
+            # a zero-strided stand-in: the expected shape without allocating the tensor
+            stand_in = np.broadcast_to(np.float32(0), refs[key].shape)
+            expected = tuple(to_torch(stand_in).shape)
             if tkey not in state_dict:
                 raise CheckpointError(f"missing key {tkey} (expected shape {expected})")
             value = np.asarray(state_dict[tkey])
@@ -190,12 +265,15 @@ def model_params(model: DarkRestorationNet) -> dict[str, np.ndarray]:
 
 def load_torch_model(path: str | Path) -> DarkRestorationNet:
     """The model with weights from a PyTorch checkpoint of the reference (no torch needed)."""
-    state_dict = extract_state_dict(read_torch_checkpoint(path), str(path))
+    name = printable_path(path)
+    state_dict = extract_state_dict(read_torch_checkpoint(path), name)
     try:
         model = create_model(abstract=True, **infer_config(state_dict))
         assign_params(model, state_dict_to_params(state_dict, model))
-    except CheckpointError as e:
-        raise CheckpointError(f"{path}: {e}") from None
+    except (CheckpointError, ValueError) as e:
+        raise CheckpointError(f"{name}: {flatten(str(e))}") from None
+    except MemoryError:
+        raise CheckpointError(f"{name}: not enough memory to build the model") from None
     return model
 
 
@@ -227,24 +305,56 @@ def save_converted(
     return metadata
 
 
+def validate_metadata(meta: Any) -> dict[str, Any]:
+    """A converted checkpoint's metadata record checked: exactly `METADATA_KEYS`, each of
+    the right type and range (``model_config`` through `validate_model_config`).
+
+    Returns the record with a clean ``model_config``; raises a one-line `CheckpointError`
+    without the file name (callers add it).
+    """
+    if not isinstance(meta, dict) or meta.get("format") != "jaxdark-params":
+        raise CheckpointError("not a jaxdark parameter checkpoint")
+    version = meta.get("format_version")
+    if not _is_int(version) or version != FORMAT_VERSION:
+        raise CheckpointError(f"format version {describe(version)}, expected {FORMAT_VERSION}")
+    unknown = sorted(str(k) for k in set(meta) - METADATA_KEYS)
+    if unknown:
+        raise CheckpointError(f"metadata has unknown key {describe(unknown[0])}")
+    missing = sorted(METADATA_KEYS - set(meta))
+    if missing:
+        raise CheckpointError(f"metadata lacks {describe(missing[0])}")
+    count = meta["param_count"]
+    if not _is_int(count) or not 0 < count <= MAX_PARAMS:
+        raise CheckpointError(f"param_count is {describe(count)}, expected 1 to {MAX_PARAMS:,}")
+    source, digest = meta["source"], meta["source_sha256"]
+    if source is not None and not isinstance(source, str):
+        raise CheckpointError(f"source is {describe(source)}, expected a string or null")
+    if digest is not None and not (
+        isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{64}", digest)
+    ):
+        raise CheckpointError(f"source_sha256 is {describe(digest)}, expected 64 hex digits")
+    try:
+        config = validate_model_config(meta["model_config"])
+    except CheckpointError as e:
+        raise CheckpointError(f"model_config: {e}") from None
+    return {**meta, "model_config": config}
+
+
 def read_converted_metadata(path: str | Path) -> dict[str, Any]:
-    """The metadata record of a converted checkpoint."""
+    """The metadata record of a converted checkpoint, checked by `validate_metadata`."""
     import orbax.checkpoint as ocp
 
     path = Path(path).absolute()
+    name = printable_path(path)
     with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as ckptr:
         try:
             meta = ckptr.restore(path, ocp.args.Composite(metadata=ocp.args.JsonRestore()))
         except Exception as e:  # orbax raises several types for a bad directory
-            raise CheckpointError(f"{path}: not a jaxdark checkpoint ({e})") from None
-    meta = meta["metadata"]
-    if not isinstance(meta, dict) or meta.get("format") != "jaxdark-params":
-        raise CheckpointError(f"{path}: not a jaxdark parameter checkpoint")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path}: format version {meta.get('format_version')}, expected {FORMAT_VERSION}"
-        )
-    return meta
+            raise CheckpointError(f"{name}: not a jaxdark checkpoint ({flatten(str(e))})") from None
+    try:
+        return validate_metadata(meta["metadata"])
+    except CheckpointError as e:
+        raise CheckpointError(f"{name}: {e}") from None
 
 
 def load_converted_model(path: str | Path) -> DarkRestorationNet:
@@ -252,8 +362,14 @@ def load_converted_model(path: str | Path) -> DarkRestorationNet:
     import orbax.checkpoint as ocp
 
     path = Path(path).absolute()
+    name = printable_path(path)
     meta = read_converted_metadata(path)
     model = create_model(abstract=True, **meta["model_config"])
+    if count_params(model) != meta["param_count"]:
+        raise CheckpointError(
+            f"{name}: param_count is {meta['param_count']:,}, but model_config has "
+            f"{count_params(model):,} parameters"
+        )
     target = {k: jax.ShapeDtypeStruct(v.shape, np.float32) for k, v in _param_refs(model).items()}
     with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as ckptr:
         try:
@@ -261,6 +377,11 @@ def load_converted_model(path: str | Path) -> DarkRestorationNet:
                 path, ocp.args.Composite(params=ocp.args.StandardRestore(target))
             )
         except Exception as e:
-            raise CheckpointError(f"{path}: cannot restore parameters ({e})") from None
-    assign_params(model, restored["params"])
+            raise CheckpointError(
+                f"{name}: cannot restore parameters ({flatten(str(e))})"
+            ) from None
+    try:
+        assign_params(model, restored["params"])
+    except CheckpointError as e:
+        raise CheckpointError(f"{name}: {e}") from None
     return model

@@ -40,3 +40,9 @@ def printable_path(path: str | os.PathLike) -> str:
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def flatten(text: object, limit: int = 200) -> str:
+    """``text`` as a single line of at most ``limit`` characters (for wrapped messages)."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."

@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from jaxdark.errors import CheckpointError, one_line
+from jaxdark.errors import CheckpointError, one_line, printable_path
 
 RUN_CONFIG = "config.json"  # the run's config, saved by the training loop
 RUN_CHECKPOINTS = "checkpoints"  # orbax CheckpointManager directory of a run
@@ -143,9 +143,9 @@ def load_model(path: str | os.PathLike) -> Any:
         return load_run_model(p)[0]
     if p.is_dir():
         return convert.load_converted_model(p)
-    if p.is_file():
-        return convert.load_torch_model(p)
-    raise FileNotFoundError(f"weights not found: {p}")
+    if not os.path.lexists(p):
+        raise FileNotFoundError(f"weights not found: {printable_path(p)}")
+    return convert.load_torch_model(p)  # refuses, by name, anything not a regular file
 
 
 def describe_weights(path: str | os.PathLike) -> str:
