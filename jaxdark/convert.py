@@ -72,13 +72,12 @@ def flat_key(path: Path_) -> str:
     return ".".join(str(p) for p in path)
 
 
-def model_config(model: DarkRestorationNet) -> dict[str, Any]:
-    """The constructor arguments that rebuild ``model``'s architecture."""
-    return {
-        "features": model.features,
-        "growth": model.growth,
-        "dense_layers": list(model.dense_layer_counts),
-    }
+def model_config(model: nnx.Module) -> dict[str, Any]:
+    """The architecture record that rebuilds ``model``: ``{"name": ..., **sizes}``
+    (`jaxdark.models.spec_of`; records without a name are ``lamba2021``)."""
+    from jaxdark.models import spec_of
+
+    return spec_of(model)
 
 
 def infer_config(state_dict: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -105,18 +104,16 @@ def infer_config(state_dict: dict[str, np.ndarray]) -> dict[str, Any]:
 
 def build_model(
     config: dict[str, Any] | None = None, seed: int = 0, *, abstract: bool = False
-) -> DarkRestorationNet:
-    """A freshly initialised model with the given architecture arguments.
+) -> nnx.Module:
+    """A freshly initialised model from ``{"name": ..., **sizes}`` (`jaxdark.models.build`;
+    no name: the published ``lamba2021`` network with the given sizes).
 
     With ``abstract`` the parameters are only shapes (`nnx.eval_shape`): nothing is
     drawn or compiled, which is what loading weights needs (`assign_params` fills it).
     """
-    config = dict(config or {})
-    if "dense_layers" in config:
-        config["dense_layers"] = tuple(config["dense_layers"])
-    if abstract:
-        return nnx.eval_shape(lambda: DarkRestorationNet(**config, rngs=nnx.Rngs(seed)))
-    return DarkRestorationNet(**config, rngs=nnx.Rngs(seed))
+    from jaxdark.models import build
+
+    return build(config, seed, abstract=abstract)
 
 
 def create_model(seed: int = 0, **config: Any) -> DarkRestorationNet:

@@ -11,3 +11,7 @@ class CheckpointError(JaxdarkError):
 
 class RawFileError(JaxdarkError):
     """A RAW file that cannot be read or is not a supported Bayer mosaic."""
+
+
+class ModelError(JaxdarkError):
+    """An unknown model name or a size the chosen model does not take."""

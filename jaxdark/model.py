@@ -101,6 +101,8 @@ class DarkRestorationNet(nnx.Module):
       rngs: random streams for initialisation.
     """
 
+    input_multiple = MULTIPLE  # the zoo's contract (jaxdark.models): sides are multiples of 32
+
     def __init__(
         self,
         *,
@@ -143,6 +145,14 @@ class DarkRestorationNet(nnx.Module):
         )
         self.conv2x = WNConv(4, 12, 5, **kw)
         self.conv_2_8_32 = WNConv(24, 12, 5, **kw)
+
+    def config(self) -> dict:
+        """The architecture sizes (constructor arguments) that rebuild this network."""
+        return {
+            "features": self.features,
+            "growth": self.growth,
+            "dense_layers": list(self.dense_layer_counts),
+        }
 
     def __call__(self, low: jax.Array) -> jax.Array:
         """Restore (B, H, W, 1) amplified mosaics to (B, H, W, 3) sRGB in [0, 1]."""
