@@ -27,6 +27,25 @@ import orbax.checkpoint as ocp
 from jaxdark.errors import CheckpointError
 from jaxdark.train_step import TrainState
 
+MODEL_ITEM = "model"  # the JSON item holding the architecture record
+
+
+def read_model_spec(directory: str | Path, step: int | None = None) -> dict[str, Any] | None:
+    """The architecture record ``{"name": ..., **sizes}`` saved with the checkpoint at
+    ``step`` (default: the newest complete one) under ``directory``; None if that
+    checkpoint has none (written before models were recorded)."""
+    directory = Path(directory).absolute()
+    with ocp.CheckpointManager(
+        directory, item_handlers={MODEL_ITEM: ocp.JsonCheckpointHandler()}
+    ) as manager:
+        step = manager.latest_step() if step is None else step
+        if step is None:
+            raise CheckpointError(f"{directory}: no complete checkpoint")
+        if not (directory / str(step) / MODEL_ITEM).exists():
+            return None
+        restored = manager.restore(step, args=ocp.args.Composite(model=ocp.args.JsonRestore()))
+    return dict(restored[MODEL_ITEM])
+
 
 def _state_tree(state: TrainState) -> dict:
     return {"step": state.step, "params": state.params, "opt_state": state.opt_state}
@@ -48,6 +67,9 @@ class Checkpointer:
       every_steps: save when ``step % every_steps == 0`` (plus `save(..., force=True)`).
       max_to_keep: number of most recent checkpoints kept.
       async_save: write in a background thread while training continues.
+      model_spec: the architecture record ``{"name": ..., **sizes}``
+        (`jaxdark.models.spec_of`), saved with every checkpoint as the JSON item
+        ``model`` so the checkpoint says which network it holds (`read_model_spec`).
     """
 
     def __init__(
@@ -57,6 +79,7 @@ class Checkpointer:
         every_steps: int,
         max_to_keep: int = 3,
         async_save: bool = True,
+        model_spec: dict[str, Any] | None = None,
     ):
         if every_steps <= 0:
             raise ValueError(f"checkpoint_every_steps must be > 0, got {every_steps}")
@@ -77,8 +100,10 @@ class Checkpointer:
             item_handlers={
                 "state": ocp.StandardCheckpointHandler(),
                 "data": grain.checkpoint.CheckpointHandler(),
+                MODEL_ITEM: ocp.JsonCheckpointHandler(),
             },
         )
+        self.model_spec = None if model_spec is None else dict(model_spec)
         # Orbax removes leftovers of interrupted saves in the background; finish that
         # before this run writes checkpoints of its own.
         cleanup = getattr(self._manager, "_cleanup_tmp_directory_future", None)
@@ -106,6 +131,8 @@ class Checkpointer:
         args = {"state": ocp.args.StandardSave(snapshot)}
         if data_iterator is not None:
             args["data"] = grain.checkpoint.CheckpointSave(data_iterator)
+        if self.model_spec is not None:
+            args[MODEL_ITEM] = ocp.args.JsonSave(self.model_spec)
         # The decision is ours (orbax would also save the first step of a run).
         return self._manager.save(step, args=ocp.args.Composite(**args), force=True)
 

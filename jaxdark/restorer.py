@@ -57,14 +57,17 @@ class Restorer:
 
     Args:
       model: a weights path (the official .pth or a directory written by
-        ``jaxdark convert``, read with `jaxdark.load_model`) or a
-        `jaxdark.DarkRestorationNet`.
-      tile_size: restore in tiles of this many pixels a side (a multiple of 32) to
-        bound memory on very large frames; None (default) restores whole frames.
+        ``jaxdark convert``, read with `jaxdark.load_model`) or a network of
+        `jaxdark.models` (``lamba2021`` runs folded, `jaxdark.inference`; others as is).
+      tile_size: restore in tiles of this many pixels a side (a multiple of 32, or of
+        the input multiple) to bound memory on very large frames; None (default)
+        restores whole frames.
       tile_overlap: context restored around each tile and thrown away (a multiple of
-        32, default 128).
+        32, or of the input multiple; default 128).
       apply_fn, params: replace the network call by ``apply_fn(params, x)`` (both
         must be given; ``model`` is then ignored and may be None).
+      input_multiple: pad frame sides to multiples of this; default: the model's
+        ``input_multiple`` (`jaxdark.models` contract), else 32.
     """
 
     def __init__(
@@ -75,6 +78,7 @@ class Restorer:
         tile_overlap: int = 128,
         apply_fn: ApplyFn | None = None,
         params: Any = None,
+        input_multiple: int | None = None,
     ):
         if (apply_fn is None) != (params is None):
             raise ValueError("give both apply_fn and params, or neither")
@@ -89,16 +93,21 @@ class Restorer:
                 raise ValueError(
                     f"Restorer needs an nnx.Module or a weights path, got {type(model).__name__}"
                 )
-            from jaxdark.inference import apply_folded, fold_params
+            from jaxdark.models import inference_apply
 
-            apply_fn, params = apply_folded, fold_params(model)
+            # the folded fast path for lamba2021, the model's own call for other networks
+            apply_fn, params = inference_apply(model)
+        multiple = input_multiple or getattr(model, "input_multiple", None) or MULTIPLE
+        if int(multiple) != multiple or multiple < 2 or multiple % 2:
+            raise ValueError(f"input_multiple must be an even number >= 2, got {multiple}")
+        self.input_multiple = multiple = int(multiple)
         for name, value, low in (
-            ("tile_size", tile_size, MULTIPLE),
+            ("tile_size", tile_size, multiple),
             ("tile_overlap", tile_overlap, 0),
         ):
-            if value is not None and (int(value) != value or value < low or value % MULTIPLE):
+            if value is not None and (int(value) != value or value < low or value % multiple):
                 raise ValueError(
-                    f"{name} must be a multiple of {MULTIPLE} and >= {low}, got {value}"
+                    f"{name} must be a multiple of {multiple} and >= {low}, got {value}"
                 )
         self.tile_size = None if tile_size is None else int(tile_size)
         self.tile_overlap = int(tile_overlap)
@@ -129,7 +138,7 @@ class Restorer:
         return list(self._compiled)
 
     def _run(self, x: np.ndarray, amplification: float) -> np.ndarray:
-        """Padded RGGB mosaic (multiples of 32) -> (H, W, 3), tiled if configured."""
+        """Padded RGGB mosaic (sides multiples of ``input_multiple``) -> (H, W, 3), tiled."""
         if self.tile_size is None or max(x.shape) <= self.tile_size:
             fn = self._compiled_for(x.shape)
             return np.asarray(fn(self.params, jnp.asarray(x), np.float32(amplification)))
@@ -176,7 +185,7 @@ class Restorer:
             if not np.isfinite(amplification) or amplification <= 0:
                 raise ValueError(f"amplification must be a positive number, got {amplification}")
         rggb, offset = to_rggb(x, pattern)
-        padded = pad_to_multiple(rggb)
+        padded = pad_to_multiple(rggb, self.input_multiple)
         y = self._run(padded, amplification)
         image = from_rggb(y[: rggb.shape[0], : rggb.shape[1]], offset, x.shape)
         image = np.ascontiguousarray(image, dtype=np.float32)
