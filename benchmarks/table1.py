@@ -6,7 +6,8 @@ For each registered model (`jaxdark.models.names()`, seed-0 weights; speed does 
 on them) it prints one Markdown row: parameters; GMACs for one frame from XLA's cost
 analysis of the model's own forward pass (flops / 2); CPU time for the frame, the models
 timed on the same input in this process with their runs interleaved (medians after one
-warm-up run) and each model's peak host-memory growth; and, when JAX sees a GPU, GPU time
+warm-up run), and the XLA buffers (arguments, temporaries, output) of each model's
+compiled function; and, when JAX sees a GPU, GPU time
 (median of 20+ runs) and peak GPU memory, each model in a subprocess of its own so the
 peak is its own. The paper's figures (Lamba & Mitra, CVPR 2021, Table 1: SID Sony full
 frame, their GPU and CPU) sit in the adjacent columns; the Table 1 networks that are not
@@ -40,7 +41,6 @@ from benchmarks.bench_inference import (
     gmacs,
     median,
     parse_size,
-    peak_rss_growth,
     time_interleaved,
 )
 
@@ -61,7 +61,7 @@ COST_ARGS: dict[str, dict[str, Any]] = {"lamba2021": {"grouped_conv_impl": "nati
 GPU_MIN_RUNS = 20
 HEADER = (
     "| model | params | paper params (M) | GMACs ({size}) | paper GMACs | CPU time | paper CPU (s) "
-    "| CPU peak RSS growth | GPU time | paper GPU (ms) | GPU peak memory | paper GPU memory (GB) |"
+    "| XLA CPU buffers | GPU time | paper GPU (ms) | GPU peak memory | paper GPU memory (GB) |"
 )
 
 
@@ -77,16 +77,23 @@ def model_gmacs(name: str, size: tuple[int, int]) -> float:
     return gmacs(jax.jit(lambda m, v: m(v)), model, spec)
 
 
-def inference_fn(model: Any, device: Any) -> Callable[[Any], Any]:
-    """``x -> output`` on ``device``: the function `jaxdark.Restorer` would run."""
+def inference_fn(model: Any, x: Any) -> tuple[Callable[[], Any], float | None]:
+    """The function `jaxdark.Restorer` would run, compiled for ``x`` on ``x``'s device, as a
+    call ``() -> output``, and the bytes of XLA buffers it needs (arguments, temporaries,
+    output; None where the backend does not say)."""
     import jax
 
     from jaxdark.models import inference_apply
 
     apply_fn, params = inference_apply(model)
-    params = jax.device_put(params, device)
-    jitted = jax.jit(apply_fn)
-    return lambda x: jitted(params, x).block_until_ready()
+    params = jax.device_put(params, next(iter(x.devices())))
+    compiled = jax.jit(apply_fn).lower(params, x).compile()
+    mem = compiled.memory_analysis()
+    size = None
+    if mem is not None:
+        size = float(mem.argument_size_in_bytes + mem.temp_size_in_bytes)
+        size += float(mem.output_size_in_bytes)
+    return (lambda: compiled(params, x).block_until_ready()), size
 
 
 def gpu_measure(name: str, size: tuple[int, int], repeats: int) -> dict[str, float]:
@@ -97,14 +104,14 @@ def gpu_measure(name: str, size: tuple[int, int], repeats: int) -> dict[str, flo
     from jaxdark import models
 
     dev = jax.devices()[0]
-    fn = inference_fn(models.create(name, seed=0), dev)
-    x = jax.device_put(jnp.asarray(np.random.default_rng(0).random((1, *size, 1), np.float32)))
+    x = jnp.asarray(np.random.default_rng(0).random((1, *size, 1), np.float32))
+    fn, _ = inference_fn(models.create(name, seed=0), jax.device_put(x, dev))
     for _ in range(3):
-        fn(x)
+        fn()
     times = []
     for _ in range(max(GPU_MIN_RUNS, 10 * repeats)):
         t0 = time.perf_counter()
-        fn(x)
+        fn()
         times.append(time.perf_counter() - t0)
     stats = dev.memory_stats() or {}
     return {"seconds": median(times), "peak_bytes": float(stats.get("peak_bytes_in_use", -1))}
@@ -130,7 +137,7 @@ def gpu_results(names: list[str], size: tuple[int, int], repeats: int) -> dict[s
 def cpu_results(
     names: list[str], size: tuple[int, int], repeats: int
 ) -> dict[str, dict[str, float | None]]:
-    """Interleaved CPU timings on one shared input, then each model's peak RSS growth."""
+    """Interleaved CPU timings on one shared input, and each model's XLA buffer bytes."""
     import jax
     import jax.numpy as jnp
 
@@ -140,12 +147,10 @@ def cpu_results(
     x = jax.device_put(
         jnp.asarray(np.random.default_rng(0).random((1, *size, 1), dtype=np.float32)), cpu
     )
-    fns = {name: inference_fn(models.create(name, seed=0), cpu) for name in names}
-    runs = {name: (lambda f=fn: f(x)) for name, fn in fns.items()}
-    times = time_interleaved(runs, repeats)
+    compiled = {name: inference_fn(models.create(name, seed=0), x) for name in names}
+    times = time_interleaved({name: fn for name, (fn, _) in compiled.items()}, repeats)
     return {
-        name: {"seconds": median(times[name]), "rss_mib": peak_rss_growth(runs[name])}
-        for name in names
+        name: {"seconds": median(times[name]), "buffer_bytes": compiled[name][1]} for name in names
     }
 
 
@@ -166,7 +171,6 @@ def table_rows(
     rows = [header, "|" + "---|" * (header.count(" | ") + 1)]
     for name in names:
         paper = PAPER.get(name, ("-",) * 5)
-        rss = cpu[name]["rss_mib"]
         if gpu is None:
             gpu_time, gpu_mem = "no GPU", "no GPU"
         elif "error" in gpu[name]:
@@ -176,7 +180,7 @@ def table_rows(
         cells = [
             name, f"{params[name]:,}", paper[0], f"{macs[name]:.2f}", paper[1],
             fmt_s(float(cpu[name]["seconds"])), paper[4],
-            "n/a" if rss is None else f"{rss:.0f} MiB",
+            _gib(cpu[name]["buffer_bytes"]),
             gpu_time, paper[3], gpu_mem, paper[2],
         ]  # fmt: skip
         rows.append("| " + " | ".join(cells) + " |")

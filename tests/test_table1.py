@@ -13,7 +13,10 @@ def _cells(line: str) -> list[str]:
 
 
 def test_rows_put_the_papers_figures_beside_ours():
-    cpu = {"lamba2021": {"seconds": 1.5, "rss_mib": 300.0}, "x": {"seconds": 0.2, "rss_mib": None}}
+    cpu = {
+        "lamba2021": {"seconds": 1.5, "buffer_bytes": 0.5 * 2**30},
+        "x": {"seconds": 0.2, "buffer_bytes": None},
+    }
     gpu = {"lamba2021": {"seconds": 0.01, "peak_bytes": 2**30}, "x": {"error": "out of memory"}}
     rows = table1.table_rows(
         (2848, 4256), ["lamba2021", "x"], {"lamba2021": 784768, "x": 5}, {"lamba2021": 59.57,
@@ -25,7 +28,7 @@ def test_rows_put_the_papers_figures_beside_ours():
     assert lamba["params"] == "784,768" and lamba["paper params (M)"] == "0.78"
     assert lamba["GMACs (2848x4256)"] == "59.57" and lamba["paper GMACs"] == "59.8"
     assert lamba["CPU time"] == "1.500 s" and lamba["paper CPU (s)"] == "1.17"
-    assert lamba["CPU peak RSS growth"] == "300 MiB"
+    assert lamba["XLA CPU buffers"] == "0.500 GiB" and body[1]["XLA CPU buffers"] == "n/a"
     assert lamba["GPU time"] == "10.0 ms" and lamba["paper GPU (ms)"] == "30.37"
     assert lamba["GPU peak memory"] == "1.000 GiB" and lamba["paper GPU memory (GB)"] == "1.16"
     assert body[1]["paper GMACs"] == "-" and body[1]["GPU time"] == "failed: out of memory"
@@ -48,6 +51,7 @@ def test_smoke_run_prints_one_row_per_registered_model(capsys):
     for name in models.names():
         assert name in rows, out
         assert rows[name]["GPU time"] == "no GPU"
+        assert rows[name]["XLA CPU buffers"].endswith("GiB")
     assert rows["sid_unet"]["params"] == "7,760,748"
     assert rows["lamba2021"]["params"] == "784,768"
     # SID's U-Net does ~9.5x the arithmetic of lamba2021 (562.06 vs 59.8 in the paper)
