@@ -286,3 +286,18 @@ def test_restorer_pads_to_the_models_input_multiple():
     assert restorer.compiled_shapes == [(128, 128)]
     with pytest.raises(ValueError, match="multiple of 64"):
         Restorer(model, tile_size=96)
+
+
+def test_converted_checkpoint_records_and_rebuilds_any_model(zoo, tmp_path):
+    """`jaxdark convert`'s parameter directories hold the record too, so `load_model`
+    (and with it `Restorer(path)` and `jaxdark restore --weights`) rebuilds sid_unet."""
+    from jaxdark.convert import load_model, save_converted
+
+    model = zoo["sid_unet"]
+    meta = save_converted(model, tmp_path / "sid")
+    assert meta["model_config"] == models.spec_of(model)
+    assert meta["param_count"] == PARAMS["sid_unet"]
+    loaded = load_model(tmp_path / "sid")
+    assert type(loaded) is SIDUNet
+    x = jnp.asarray(_mosaic((1, 64, 64, 1), seed=5, scale=2.0))
+    np.testing.assert_array_equal(np.asarray(apply_jit(loaded, x)), np.asarray(apply_jit(model, x)))
