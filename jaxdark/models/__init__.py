@@ -1,6 +1,7 @@
 """The model zoo: every restoration network jaxdark can train, evaluate, restore and time.
 
-The contract a registered model honours (tests/test_models.py checks it for each one):
+The contract a registered model honours (tests/test_models.py checks the built-in ones
+and the example of examples/new_variant.py):
 
 * it is an `nnx.Module` whose constructor takes keyword-only sizes and ``rngs``, and
   whose state is parameters only (what the data-parallel training step needs);
