@@ -29,6 +29,7 @@ Override any field with ``--config.FIELD=VALUE``, e.g. ``--config.amplification=
 from __future__ import annotations
 
 import ml_collections
+from ml_collections import config_dict
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -64,7 +65,17 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.synthetic_white_balance_spread = 0.05  # log-normal spread around daylight..tungsten
     c.synthetic_color_matrix_spread = 0.02  # relative spread of the colour matrix
     # Model
-    c.model = ml_collections.ConfigDict(dict(features=64, growth=32, dense_layers=(4, 5, 5)))
+    # the network: any jaxdark.models name (or "module:name"); sizes left None take the
+    # model's defaults (a size the chosen model does not take must stay None)
+    c.model = ml_collections.ConfigDict(
+        {
+            "name": "lamba2021",  # the published network; "sid_unet": SID's U-Net
+            "features": config_dict.placeholder(int),  # lamba2021: 64
+            "growth": config_dict.placeholder(int),  # lamba2021: 32
+            "dense_layers": config_dict.placeholder(tuple),  # lamba2021: (4, 5, 5)
+            "widths": config_dict.placeholder(tuple),  # sid_unet: (32, 64, 128, 256, 512)
+        }
+    )
     c.init_weights = ""  # optional .pth, converted checkpoint or training run to start from
     c.compute_dtype = "float32"  # or "bfloat16": bf16 activations, float32 params/loss/grads
     # Optimisation

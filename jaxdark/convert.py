@@ -25,6 +25,7 @@ from flax import nnx
 from jaxdark.errors import CheckpointError, flatten, printable_path
 from jaxdark.fileio import sha256_of
 from jaxdark.model import DarkRestorationNet, count_params, create_model
+from jaxdark.models import DEFAULT_MODEL, build
 from jaxdark.safe_pickle import describe
 from jaxdark.torch_pickle import extract_state_dict, read_torch_checkpoint
 
@@ -86,13 +87,12 @@ def flat_key(path: Path_) -> str:
     return ".".join(str(p) for p in path)
 
 
-def model_config(model: DarkRestorationNet) -> dict[str, Any]:
-    """The constructor arguments that rebuild ``model``'s architecture."""
-    return {
-        "features": model.features,
-        "growth": model.growth,
-        "dense_layers": list(model.dense_layer_counts),
-    }
+def model_config(model: nnx.Module) -> dict[str, Any]:
+    """The architecture record that rebuilds ``model``: ``{"name": ..., **sizes}``
+    (`jaxdark.models.spec_of`; records without a name are ``lamba2021``)."""
+    from jaxdark.models import spec_of
+
+    return spec_of(model)
 
 
 def _is_int(x: Any) -> bool:
@@ -106,6 +106,10 @@ def validate_model_config(config: Any) -> dict[str, Any]:
     """
     if not isinstance(config, dict):
         raise CheckpointError(f"model config is {describe(config)}, expected a dict")
+    name = config.get("name", DEFAULT_MODEL)
+    if name != DEFAULT_MODEL:
+        return _validate_other_model(name, config)
+    config = {k: v for k, v in config.items() if k != "name"}
     unknown = sorted(str(k) for k in set(config) - {"features", "growth", "dense_layers"})
     if unknown:
         raise CheckpointError(f"model config has unknown key {describe(unknown[0])}")
@@ -129,6 +133,32 @@ def validate_model_config(config: Any) -> dict[str, Any]:
             )
     out["dense_layers"] = [int(n) for n in layers]
     return out
+
+
+def _validate_other_model(name: Any, config: dict[str, Any]) -> dict[str, Any]:
+    """The record of a registered model other than the published one: a known name and
+    sizes that are small integers, booleans, strings or lists of those."""
+    from jaxdark.errors import ModelError
+    from jaxdark.models import get
+
+    if not isinstance(name, str):
+        raise CheckpointError(f"model name is {describe(name)}, expected a string")
+    try:
+        get(name)
+    except ModelError as e:
+        raise CheckpointError(str(e)) from None
+
+    def plain(v: Any, depth: int = 0) -> bool:
+        if isinstance(v, list | tuple):
+            return depth < 2 and len(v) <= 64 and all(plain(x, depth + 1) for x in v)
+        if _is_int(v):
+            return -(2**31) <= v < 2**31
+        return v is None or isinstance(v, bool | float | str) and len(str(v)) <= 64
+
+    for key, value in config.items():
+        if not isinstance(key, str) or not plain(value):
+            raise CheckpointError(f"model config entry {describe(key)} is {describe(value)}")
+    return dict(config)
 
 
 def _leading_dim(state_dict: dict[str, np.ndarray], key: str) -> int:
@@ -364,7 +394,7 @@ def load_converted_model(path: str | Path) -> DarkRestorationNet:
     path = Path(path).absolute()
     name = printable_path(path)
     meta = read_converted_metadata(path)
-    model = create_model(abstract=True, **meta["model_config"])
+    model = build(meta["model_config"], abstract=True)
     if count_params(model) != meta["param_count"]:
         raise CheckpointError(
             f"{name}: param_count is {meta['param_count']:,}, but model_config has "

@@ -46,3 +46,7 @@ def flatten(text: object, limit: int = 200) -> str:
     """``text`` as a single line of at most ``limit`` characters (for wrapped messages)."""
     flat = " ".join(str(text).split())
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+class ModelError(JaxdarkError):
+    """An unknown model name or a size the chosen model does not take."""

@@ -103,6 +103,10 @@ class DarkRestorationNet(nnx.Module):
       rngs: random streams for initialisation.
     """
 
+    input_multiple = (
+        INPUT_MULTIPLE  # the zoo's contract (jaxdark.models): sides are multiples of 32
+    )
+
     def __init__(
         self,
         *,
@@ -145,6 +149,14 @@ class DarkRestorationNet(nnx.Module):
         )
         self.conv2x = WNConv(4, 12, 5, **kw)
         self.conv_2_8_32 = WNConv(24, 12, 5, **kw)
+
+    def config(self) -> dict:
+        """The architecture sizes (constructor arguments) that rebuild this network."""
+        return {
+            "features": self.features,
+            "growth": self.growth,
+            "dense_layers": list(self.dense_layer_counts),
+        }
 
     def __call__(self, low: jax.Array) -> jax.Array:
         """Restore (B, H, W, 1) amplified mosaics to (B, H, W, 3) sRGB in [0, 1]."""
@@ -191,14 +203,13 @@ def count_params(model: nnx.Module) -> int:
 
 
 def create_model(seed: int = 0, *, abstract: bool = False, **sizes: Any) -> DarkRestorationNet:
-    """A `DarkRestorationNet` initialised like the reference (see `WNConv`) from ``seed``.
+    """The published network (``lamba2021``) initialised like the reference (see `WNConv`).
 
     ``sizes`` are the constructor's arguments (``features``, ``growth``,
     ``dense_layers``, ...). With ``abstract`` the parameters are only shapes
-    (`nnx.eval_shape`): nothing is drawn or compiled, which is what loading weights needs.
+    (`nnx.eval_shape`): nothing is drawn or compiled, which is what loading weights
+    needs. Same as ``jaxdark.models.build({"name": "lamba2021", **sizes}, seed, ...)``.
     """
-    if "dense_layers" in sizes:
-        sizes["dense_layers"] = tuple(sizes["dense_layers"])
-    if abstract:
-        return nnx.eval_shape(lambda: DarkRestorationNet(**sizes, rngs=nnx.Rngs(seed)))
-    return DarkRestorationNet(**sizes, rngs=nnx.Rngs(seed))
+    from jaxdark.models import build
+
+    return build({"name": "lamba2021", **sizes}, seed, abstract=abstract)

@@ -59,17 +59,20 @@ class Restorer:
 
     Args:
       model: a weights path (the official .pth or a directory written by
-        ``jaxdark convert``, read with `jaxdark.load_model`) or a
-        `jaxdark.DarkRestorationNet`.
-      tile_size: restore in tiles of this many pixels a side (a multiple of 32) to
-        bound memory on very large frames; None (default) restores whole frames.
+        ``jaxdark convert``, read with `jaxdark.load_model`) or a network of
+        `jaxdark.models` (``lamba2021`` runs folded, `jaxdark.inference`; others as is).
+      tile_size: restore in tiles of this many pixels a side (a multiple of 32, or of
+        the input multiple) to bound memory on very large frames; None (default)
+        restores whole frames.
       tile_overlap: context restored around each tile and thrown away (a multiple of
-        32, default 128).
+        32, or of the input multiple; default 128).
       apply_fn, params: replace the network call by ``apply_fn(params, x)`` (both
         must be given; ``model`` is then ignored and may be None).
       dtype: ``"float32"`` (default) or ``"bfloat16"``: the dtype of the folded
         kernels, so of the convolutions' multiplies (accumulation, activations and the
         output stay float32; `jaxdark.inference.fold_params`). Not with ``apply_fn``.
+      input_multiple: pad frame sides to multiples of this; default: the model's
+        ``input_multiple`` (`jaxdark.models` contract), else 32.
     """
 
     def __init__(
@@ -81,18 +84,19 @@ class Restorer:
         apply_fn: ApplyFn | None = None,
         params: Any = None,
         dtype: str | Any = None,
+        input_multiple: int | None = None,
     ):
         for name, value, low, optional in (
-            ("tile_size", tile_size, INPUT_MULTIPLE, True),
+            ("tile_size", tile_size, 2, True),
             ("tile_overlap", tile_overlap, 0, False),
         ):
             if value is None and optional:
                 continue
             is_int = isinstance(value, int | np.integer) and not isinstance(value, bool)
-            if not is_int or value < low or value % INPUT_MULTIPLE:
+            if not is_int or value < low:
                 raise ValueError(
-                    f"{name} must be an integer multiple of {INPUT_MULTIPLE} and >= {low}, "
-                    f"got {value!r}"
+                    f"{name} must be an integer multiple of the input multiple (32) and "
+                    f">= {low}, got {value!r}"
                 )
         if (apply_fn is None) != (params is None):
             raise ValueError("give both apply_fn and params, or neither")
@@ -110,12 +114,22 @@ class Restorer:
                 raise ValueError(
                     f"Restorer needs an nnx.Module or a weights path, got {type(model).__name__}"
                 )
-            from jaxdark.inference import apply_folded, fold_params
+            from jaxdark.models import inference_apply
 
-            apply_fn, params = apply_folded, fold_params(model, self.dtype)
-            self._params_of = lambda m: fold_params(m, self.dtype)
+            apply_fn, params = inference_apply(model, self.dtype)
+            self._params_of = lambda m: inference_apply(m, self.dtype)[1]
         else:
             self._params_of = None
+        multiple = input_multiple or getattr(model, "input_multiple", None) or INPUT_MULTIPLE
+        if int(multiple) != multiple or multiple < 2 or multiple % 2:
+            raise ValueError(f"input_multiple must be an even number >= 2, got {multiple}")
+        self.input_multiple = multiple = int(multiple)
+        for name, value in (("tile_size", tile_size), ("tile_overlap", tile_overlap)):
+            if value is not None and value % multiple:
+                raise ValueError(
+                    f"{name} must be an integer multiple of the input multiple ({multiple}), "
+                    f"got {value}"
+                )
         self.tile_size = None if tile_size is None else int(tile_size)
         self.tile_overlap = int(tile_overlap)
         self.apply_fn = apply_fn
@@ -159,7 +173,7 @@ class Restorer:
         return list(self._compiled)
 
     def _run(self, x: np.ndarray, amplification: float) -> np.ndarray:
-        """Padded RGGB mosaic (multiples of 32) -> (H, W, 3), tiled if configured."""
+        """Padded RGGB mosaic (sides multiples of ``input_multiple``) -> (H, W, 3), tiled."""
         if self.tile_size is None or max(x.shape) <= self.tile_size:
             fn = self._compiled_for(x.shape)
             return np.asarray(fn(self.params, jnp.asarray(x), np.float32(amplification)))
@@ -169,7 +183,8 @@ class Restorer:
         t = self.tile_size
         h, w = x.shape
         # context beyond the frame is only mirrored frame: no tile needs more than the frame
-        o = min(self.tile_overlap, -(-max(h, w) // INPUT_MULTIPLE) * INPUT_MULTIPLE)
+        m = self.input_multiple
+        o = min(self.tile_overlap, -(-max(h, w) // m) * m)
         nh, nw = -(-h // t), -(-w // t)
         # Extend to whole tiles plus the context ring; reflect keeps the Bayer phase
         # because every pad is even. np.pad mirrors repeatedly if a pad exceeds the side.
@@ -206,7 +221,7 @@ class Restorer:
         else:
             amplification = check_amplification(amplification)
         rggb, offset = to_rggb(x, pattern)
-        padded = pad_to_multiple(rggb)
+        padded = pad_to_multiple(rggb, self.input_multiple)
         y = self._run(padded, amplification)
         image = from_rggb(y[: rggb.shape[0], : rggb.shape[1]], offset, x.shape)
         image = np.ascontiguousarray(image, dtype=np.float32)

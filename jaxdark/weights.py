@@ -3,8 +3,9 @@
 * a PyTorch checkpoint of the reference (the official ``.pth``), read without PyTorch;
 * a directory written by ``jaxdark convert``;
 * a training run's work directory (its newest complete checkpoint) or one step's
-  directory ``WORKDIR/checkpoints/<step>``; the architecture is taken from the run's
-  saved config (``WORKDIR/config.json``, field ``model``).
+  directory ``WORKDIR/checkpoints/<step>``; the architecture is the record saved with the
+  checkpoint (`MODEL_ITEM`), else the run's saved config (``WORKDIR/config.json``, field
+  ``model``).
 
 A training run lays out its files as `RUN_CONFIG`, `RUN_CHECKPOINTS`/<step>/`STATE_ITEM`
 (see `jaxdark.training.checkpointing`, which writes them); this module only reads them
@@ -18,11 +19,34 @@ import os
 from pathlib import Path
 from typing import Any
 
-from jaxdark.errors import CheckpointError, one_line, printable_path
+from jaxdark.errors import CheckpointError, JaxdarkError, one_line, printable_path
 
 RUN_CONFIG = "config.json"  # the run's config, saved by the training loop
 RUN_CHECKPOINTS = "checkpoints"  # orbax CheckpointManager directory of a run
 STATE_ITEM = "state"  # item holding {"step", "params", "opt_state"} in each step
+MODEL_ITEM = "model"  # JSON item holding the architecture record {"name": ..., **sizes}
+
+
+def read_model_spec(directory: str | os.PathLike, step: int | None = None) -> dict[str, Any] | None:
+    """The architecture record ``{"name": ..., **sizes}`` saved with the checkpoint at
+    ``step`` (default: the newest complete one) under ``directory`` (a run's
+    ``checkpoints`` folder); None if that checkpoint has none (written before models were
+    recorded)."""
+    import orbax.checkpoint as ocp
+
+    directory = Path(directory).absolute()
+    with ocp.CheckpointManager(
+        directory, item_handlers={MODEL_ITEM: ocp.JsonCheckpointHandler()}
+    ) as manager:
+        step = manager.latest_step() if step is None else step
+        if step is None:
+            raise CheckpointError(f"{directory}: no complete checkpoint")
+        if not (directory / str(step) / MODEL_ITEM).exists():
+            return None
+        restored = manager.restore(
+            step, args=ocp.args.Composite(**{MODEL_ITEM: ocp.args.JsonRestore()})
+        )
+    return dict(restored[MODEL_ITEM])
 
 
 def run_directory(path: str | os.PathLike) -> tuple[Path, int | None] | None:
@@ -90,20 +114,21 @@ def load_run_model(
     import orbax.checkpoint as ocp
     from flax import nnx
 
-    from jaxdark.model import create_model
+    from jaxdark.models import build
 
     found = run_directory(path)
     if found is None:
         raise CheckpointError(f"{path}: not a training run (no {RUN_CHECKPOINTS}/ folder)")
     workdir, step = found
-    config = dict(model_config if model_config is not None else run_model_config(workdir))
+    directory = workdir / RUN_CHECKPOINTS
+    if model_config is None:
+        model_config = read_model_spec(directory, step) or run_model_config(workdir)
     try:
-        model = create_model(abstract=True, **config)
-    except (TypeError, ValueError) as e:
-        raise CheckpointError(f"{workdir / RUN_CONFIG}: bad model config ({one_line(e)})") from None
+        model = build(dict(model_config), abstract=True)
+    except (TypeError, ValueError, JaxdarkError) as e:
+        raise CheckpointError(f"{workdir}: bad model record ({one_line(e)})") from None
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     target = nnx.to_pure_dict(params)
-    directory = workdir / RUN_CHECKPOINTS
     with ocp.CheckpointManager(
         directory, item_handlers={STATE_ITEM: ocp.StandardCheckpointHandler()}
     ) as manager:

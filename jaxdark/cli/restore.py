@@ -47,6 +47,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out-dir", required=True, help="folder for the restored images")
     parser.add_argument(
+        "--model",
+        default=None,
+        metavar="NAME",
+        help="the network the weights must hold (a jaxdark.models name, e.g. lamba2021, "
+        "sid_unet); default: whatever they record",
+    )
+    parser.add_argument(
         "--m",
         type=float,
         nargs="+",
@@ -301,6 +308,21 @@ def _validate(args: argparse.Namespace) -> list[float]:
     return ms
 
 
+def load_weights(weights: str, model_name: str | None = None):
+    """The network behind ``--weights`` (`jaxdark.load_model`), checked to be ``--model``."""
+    from jaxdark.models import get, name_of
+    from jaxdark.weights import load_model
+
+    if model_name is not None:
+        get(model_name)  # an unknown name fails before the weights are read
+    model = load_model(weights)
+    if model_name is not None and name_of(model) != model_name:
+        raise ValueError(
+            f"--weights {printable_path(weights)} hold a {name_of(model)} network, not {model_name}"
+        )
+    return model
+
+
 def _existing(plan: list[list[Target]]) -> list[Path]:
     return [out for targets in plan for _, out in targets if out.exists()]
 
@@ -325,10 +347,10 @@ def run(args: argparse.Namespace) -> int:
         )
     out_dir.mkdir(parents=True, exist_ok=True)
     restorer = Restorer(
-        args.weights,
+        load_weights(args.weights, args.model),
         tile_size=args.tile_size,
         tile_overlap=args.tile_overlap,
-        dtype=getattr(args, "dtype", "float32"),
+        dtype=args.dtype,
     )
 
     results: list[FileResult] = [FileResult(Path("?"), [], p, p) for p in problems]

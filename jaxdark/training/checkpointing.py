@@ -26,7 +26,7 @@ import orbax.checkpoint as ocp
 
 from jaxdark.errors import CheckpointError, one_line
 from jaxdark.training.step import TrainState
-from jaxdark.weights import STATE_ITEM
+from jaxdark.weights import MODEL_ITEM, STATE_ITEM, read_model_spec  # noqa: F401
 
 
 def _state_tree(state: TrainState) -> dict:
@@ -49,6 +49,9 @@ class Checkpointer:
       every_steps: save when ``step % every_steps == 0`` (plus `save(..., force=True)`).
       max_to_keep: number of most recent checkpoints kept.
       async_save: write in a background thread while training continues.
+      model_spec: the architecture record ``{"name": ..., **sizes}``
+        (`jaxdark.models.spec_of`), saved with every checkpoint as the JSON item
+        ``model`` so the checkpoint says which network it holds (`read_model_spec`).
     """
 
     def __init__(
@@ -58,6 +61,7 @@ class Checkpointer:
         every_steps: int,
         max_to_keep: int = 3,
         async_save: bool = True,
+        model_spec: dict[str, Any] | None = None,
     ):
         if every_steps <= 0:
             raise ValueError(f"checkpoint_every_steps must be > 0, got {every_steps}")
@@ -78,8 +82,10 @@ class Checkpointer:
             item_handlers={
                 STATE_ITEM: ocp.StandardCheckpointHandler(),
                 "data": grain.checkpoint.CheckpointHandler(),
+                MODEL_ITEM: ocp.JsonCheckpointHandler(),
             },
         )
+        self.model_spec = None if model_spec is None else dict(model_spec)
         # Orbax removes leftovers of interrupted saves in the background; finish that
         # before this run writes checkpoints of its own.
         cleanup = getattr(self._manager, "_cleanup_tmp_directory_future", None)
@@ -107,6 +113,8 @@ class Checkpointer:
         args = {STATE_ITEM: ocp.args.StandardSave(snapshot)}
         if data_iterator is not None:
             args["data"] = grain.checkpoint.CheckpointSave(data_iterator)
+        if self.model_spec is not None:
+            args[MODEL_ITEM] = ocp.args.JsonSave(self.model_spec)
         # The decision is ours (orbax would also save the first step of a run).
         return self._manager.save(step, args=ocp.args.Composite(**args), force=True)
 

@@ -26,7 +26,9 @@ from flax import nnx
 from jaxdark.data import sid
 from jaxdark.data.pipeline import make_iterator
 from jaxdark.data.synthetic_source import make_train_source
-from jaxdark.errors import JaxdarkError, one_line
+from jaxdark.errors import CheckpointError, JaxdarkError, one_line
+from jaxdark.fileio import write_atomic
+from jaxdark.models import spec_of
 from jaxdark.training.checkpointing import Checkpointer, PreemptionGuard
 from jaxdark.training.config import check_train_config
 from jaxdark.training.optim import make_optimizer
@@ -39,7 +41,7 @@ from jaxdark.training.step import (
     make_predict_fn,
     to_host,
 )
-from jaxdark.weights import RUN_CHECKPOINTS, RUN_CONFIG
+from jaxdark.weights import RUN_CHECKPOINTS, RUN_CONFIG, read_model_spec
 
 log = logging.getLogger("jaxdark.training")
 
@@ -59,12 +61,13 @@ def _train_source(config: ml_collections.ConfigDict) -> sid.SIDPairs:
 
 
 def _initial_model(config: ml_collections.ConfigDict) -> nnx.Module:
-    from jaxdark.model import create_model
+    """``config.init_weights`` (anything `load_model` reads) or a fresh ``config.model``."""
+    from jaxdark.models import build
     from jaxdark.weights import load_model
 
     if config.init_weights:
         return load_model(config.init_weights)
-    return create_model(seed=int(config.seed), **config.model.to_dict())
+    return build(config.model.to_dict(), int(config.seed))
 
 
 def _mesh(config: ml_collections.ConfigDict):
@@ -115,8 +118,6 @@ def train_and_evaluate(
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     mesh = _mesh(config)
-    if jax.process_index() == 0:
-        (workdir / RUN_CONFIG).write_text(config.to_json_best_effort(indent=2))
 
     source = make_train_source(config, lambda: _train_source(config))
     data_iter = make_iterator(
@@ -140,17 +141,35 @@ def train_and_evaluate(
         float(config.lr_decay_factor),
         float(config.min_learning_rate),
     )
-    setup = setup_training(_initial_model(config), tx, mesh, compute_dtype=config.compute_dtype)
+    model = _initial_model(config)
+    spec = spec_of(model)
+    if config.crop_size % model.input_multiple:
+        raise JaxdarkError(
+            f"config.crop_size {config.crop_size} must be a multiple of {spec['name']}'s input "
+            f"multiple {model.input_multiple}"
+        )
+    setup = setup_training(model, tx, mesh, compute_dtype=config.compute_dtype)
     graphdef, state, train_step = setup.graphdef, setup.state, setup.train_step
+    del model
     ckpt = Checkpointer(
         workdir / RUN_CHECKPOINTS,
+        model_spec=spec,
         every_steps=int(config.checkpoint_every_steps),
         max_to_keep=int(config.checkpoints_to_keep),
         async_save=bool(config.async_checkpointing),
     )
     resumed_from = ckpt.latest_step()
     if resumed_from is not None:
+        saved = read_model_spec(workdir / RUN_CHECKPOINTS, resumed_from)
+        if saved is not None and saved != spec:
+            raise CheckpointError(
+                f"{workdir / RUN_CHECKPOINTS}: the checkpoint holds {saved}, but the config "
+                f"builds {spec}; use another --workdir or the run's config"
+            )
         state = ckpt.restore(state, data_iter)
+    if jax.process_index() == 0:  # only once the run is known to fit its workdir
+        text = config.to_json_best_effort(indent=2)
+        write_atomic(workdir / RUN_CONFIG, lambda tmp: tmp.write_text(text))
         if jax.process_index() == 0:
             log.info("resumed from checkpoint at step %d", resumed_from)
     step = int(to_host(state.step))

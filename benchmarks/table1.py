@@ -1,0 +1,250 @@
+"""The paper's Table 1 (efficiency) for every network of the zoo, in one run.
+
+    python -m benchmarks.table1 [--size sony|4k|HxW] [--repeats N] [--models a,b] [--smoke]
+
+For each registered model (`jaxdark.models.names()`, seed-0 weights; speed does not depend
+on them) it prints one Markdown row: parameters; GMACs for one frame from XLA's cost
+analysis of the model's own forward pass (flops / 2); CPU time for the frame, the models
+timed on the same input in this process with their runs interleaved (medians after one
+warm-up run), and the XLA buffers (arguments, temporaries, output) of each model's
+compiled function; and, when JAX sees a GPU, GPU time
+(median of 20+ runs) and peak GPU memory, each model in a subprocess of its own so the
+peak is its own. The paper's figures (Lamba & Mitra, CVPR 2021, Table 1: SID Sony full
+frame, their GPU and CPU) sit in the adjacent columns; the Table 1 networks that are not
+in the zoo follow with the paper's figures only.
+
+Each model runs the function `jaxdark.Restorer` runs (`jaxdark.models.inference_apply`):
+for ``lamba2021`` the folded fast path (`jaxdark.inference`), for the others their own
+jitted forward pass. The default size is the full Sony frame, 2848x4256. ``--smoke``: a
+256x256 frame (GMACs too), one repeat, for CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from benchmarks.bench_inference import (
+    SIZES,
+    SMOKE_SIZE,
+    available_cores,
+    cpu_model,
+    fmt_s,
+    gmacs,
+    median,
+    parse_size,
+    time_interleaved,
+)
+
+# Lamba & Mitra, CVPR 2021, Table 1 (SID Sony, full frame): params (M), GMACs,
+# GPU memory (GB), GPU time (ms), CPU time (s).
+PAPER: dict[str, tuple[str, str, str, str, str]] = {
+    "lamba2021": ("0.78", "59.8", "1.16", "30.37", "1.17"),
+    "sid_unet": ("7.7", "562.06", "6.184", "156.85", "9.35"),
+}
+PAPER_ONLY: dict[str, tuple[str, str, str, str, str]] = {
+    "DID (Maharjan et al., ICME 2019)": ("2.5", ">2000", "10.72", ">1000", "110.29"),
+    "SGN (Gu et al., ICCV 2019)": ("3.5", ">2000", "9.3", "867.50", "35.20"),
+    "LLPackNet (Lamba et al., BMVC 2020)": ("1.16", "83.46", "2.23", "40.17", "2.75"),
+}
+# constructor arguments for counting a model's own arithmetic: lamba2021's grouped
+# convolutions as grouped ones (its default runs them as block-diagonal dense ones)
+COST_ARGS: dict[str, dict[str, Any]] = {"lamba2021": {"grouped_conv_impl": "native"}}
+GPU_MIN_RUNS = 20
+HEADER = (
+    "| model | params | paper params (M) | GMACs ({size}) | paper GMACs | CPU time | paper CPU (s) "
+    "| XLA CPU buffers | GPU time | paper GPU (ms) | GPU peak memory | paper GPU memory (GB) |"
+)
+
+
+def model_gmacs(name: str, size: tuple[int, int]) -> float:
+    """GMACs of one (1, H, W, 1) frame through model ``name`` (XLA cost analysis)."""
+    import jax
+    import jax.numpy as jnp
+
+    from jaxdark import models
+
+    model = models.build({"name": name, **COST_ARGS.get(name, {})}, abstract=True)
+    spec = jax.ShapeDtypeStruct((1, *size, 1), jnp.float32)
+    return gmacs(jax.jit(lambda m, v: m(v)), model, spec)
+
+
+def inference_fn(model: Any, x: Any) -> tuple[Callable[[], Any], float | None]:
+    """The function `jaxdark.Restorer` would run, compiled for ``x`` on ``x``'s device, as a
+    call ``() -> output``, and the bytes of XLA buffers it needs (arguments, temporaries,
+    output; None where the backend does not say)."""
+    import jax
+
+    from jaxdark.models import inference_apply
+
+    apply_fn, params = inference_apply(model)
+    params = jax.device_put(params, next(iter(x.devices())))
+    compiled = jax.jit(apply_fn).lower(params, x).compile()
+    mem = compiled.memory_analysis()
+    size = None
+    if mem is not None:
+        size = float(mem.argument_size_in_bytes + mem.temp_size_in_bytes)
+        size += float(mem.output_size_in_bytes)
+    return (lambda: compiled(params, x).block_until_ready()), size
+
+
+def gpu_measure(name: str, size: tuple[int, int], repeats: int) -> dict[str, float]:
+    """Median GPU seconds per frame and the process's peak GPU bytes for model ``name``."""
+    import jax
+    import jax.numpy as jnp
+
+    from jaxdark import models
+
+    dev = jax.devices()[0]
+    x = jnp.asarray(np.random.default_rng(0).random((1, *size, 1), np.float32))
+    fn, _ = inference_fn(models.create(name, seed=0), jax.device_put(x, dev))
+    for _ in range(3):
+        fn()
+    times = []
+    for _ in range(max(GPU_MIN_RUNS, 10 * repeats)):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    stats = dev.memory_stats() or {}
+    return {"seconds": median(times), "peak_bytes": float(stats.get("peak_bytes_in_use", -1))}
+
+
+def gpu_results(names: list[str], size: tuple[int, int], repeats: int) -> dict[str, Any]:
+    """`gpu_measure` for each model, each in a fresh process (its own memory peak)."""
+    results: dict[str, Any] = {}
+    env = dict(os.environ, XLA_PYTHON_CLIENT_PREALLOCATE="false")
+    for name in names:
+        cmd = [sys.executable, "-m", "benchmarks.table1", "--gpu-worker", name,
+               "--size", f"{size[0]}x{size[1]}", "--repeats", str(repeats)]  # fmt: skip
+        p = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
+        if p.returncode == 0 and lines:
+            results[name] = json.loads(lines[-1])
+        else:
+            tail = (p.stderr or p.stdout).strip().splitlines()[-1:] or ["no output"]
+            results[name] = {"error": tail[0][:120]}
+    return results
+
+
+def cpu_results(
+    names: list[str], size: tuple[int, int], repeats: int
+) -> dict[str, dict[str, float | None]]:
+    """Interleaved CPU timings on one shared input, and each model's XLA buffer bytes."""
+    import jax
+    import jax.numpy as jnp
+
+    from jaxdark import models
+
+    cpu = jax.devices("cpu")[0]
+    x = jax.device_put(
+        jnp.asarray(np.random.default_rng(0).random((1, *size, 1), dtype=np.float32)), cpu
+    )
+    compiled = {name: inference_fn(models.create(name, seed=0), x) for name in names}
+    times = time_interleaved({name: fn for name, (fn, _) in compiled.items()}, repeats)
+    return {
+        name: {"seconds": median(times[name]), "buffer_bytes": compiled[name][1]} for name in names
+    }
+
+
+def _gib(value: float | None) -> str:
+    return "n/a" if value is None or value < 0 else f"{value / 2**30:.3f} GiB"
+
+
+def table_rows(
+    size: tuple[int, int],
+    names: list[str],
+    params: dict[str, int],
+    macs: dict[str, float],
+    cpu: dict[str, dict[str, float | None]],
+    gpu: dict[str, Any] | None,
+) -> list[str]:
+    """The Markdown rows (header first) of the table."""
+    header = HEADER.format(size=f"{size[0]}x{size[1]}")
+    rows = [header, "|" + "---|" * (header.count(" | ") + 1)]
+    for name in names:
+        paper = PAPER.get(name, ("-",) * 5)
+        if gpu is None:
+            gpu_time, gpu_mem = "no GPU", "no GPU"
+        elif "error" in gpu[name]:
+            gpu_time, gpu_mem = f"failed: {gpu[name]['error']}", "-"
+        else:
+            gpu_time, gpu_mem = fmt_s(gpu[name]["seconds"]), _gib(gpu[name]["peak_bytes"])
+        cells = [
+            name, f"{params[name]:,}", paper[0], f"{macs[name]:.2f}", paper[1],
+            fmt_s(float(cpu[name]["seconds"])), paper[4],
+            _gib(cpu[name]["buffer_bytes"]),
+            gpu_time, paper[3], gpu_mem, paper[2],
+        ]  # fmt: skip
+        rows.append("| " + " | ".join(cells) + " |")
+    for label, paper in PAPER_ONLY.items():
+        cells = [f"{label}, not in the zoo", "-", paper[0], "-", paper[1], "-", paper[4], "-",
+                 "-", paper[3], "-", paper[2]]  # fmt: skip
+        rows.append("| " + " | ".join(cells) + " |")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: parse flags, measure every model, print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=parse_size, default=SIZES["sony"], help="sony, 4k or HxW")
+    parser.add_argument("--repeats", type=int, default=3, help="timed CPU runs per model (>= 1)")
+    parser.add_argument("--models", default="", help="comma-separated names (default: all)")
+    parser.add_argument("--smoke", action="store_true", help="256x256, 1 repeat (for CI)")
+    parser.add_argument("--gpu-worker", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error(f"--repeats must be >= 1, got {args.repeats}")
+    size, repeats = (SMOKE_SIZE, 1) if args.smoke else (args.size, args.repeats)
+    if args.gpu_worker:
+        print(json.dumps(gpu_measure(args.gpu_worker, size, repeats)))
+        return 0
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # GPU workers need room
+
+    import jax
+
+    from jaxdark import models
+    from jaxdark.errors import JaxdarkError
+    from jaxdark.model import count_params
+
+    try:
+        names = [n.strip() for n in args.models.split(",") if n.strip()] or models.names()
+        for name in names:
+            models.get(name)
+    except JaxdarkError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    load_before = os.getloadavg()
+    t_start = time.perf_counter()
+    params = {n: count_params(models.build({"name": n}, abstract=True)) for n in names}
+    macs = {n: model_gmacs(n, size) for n in names}
+    cpu = cpu_results(names, size, repeats)
+    backend = jax.default_backend()
+    gpu = gpu_results(names, size, repeats) if backend in ("gpu", "cuda", "rocm") else None
+    load_after = os.getloadavg()
+    gpu_kind = jax.devices()[0].device_kind if gpu is not None else "none"
+    print(
+        f"Table 1 of the zoo: input 1x{size[0]}x{size[1]}x1 (random mosaic), float32, "
+        f"{repeats} timed CPU run(s) per model after a warm-up" + (" (smoke)" if args.smoke else "")
+    )
+    print(
+        f"machine: {cpu_model()}, {available_cores()} cores, jax {jax.__version__}; GPU: "
+        f"{gpu_kind}; load average {load_before[0]:.1f} at start, {load_after[0]:.1f} at end; "
+        f"{time.perf_counter() - t_start:.0f} s"
+    )
+    print()
+    for row in table_rows(size, names, params, macs, cpu, gpu):
+        print(row)
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""The model zoo: every restoration network jaxdark can train, evaluate, restore and time.
+
+The contract a registered model honours (tests/test_models.py checks the built-in ones
+and the example of examples/new_variant.py):
+
+* it is an `nnx.Module` whose constructor takes keyword-only sizes and ``rngs``, and
+  whose state is parameters only (what the data-parallel training step needs);
+* ``model(x)``: ``x`` is (B, H, W, 1) float, the black-level-corrected, normalised and
+  amplified RGGB mosaic, NHWC; the result is (B, H, W, 3) sRGB in [0, 1];
+* ``model.input_multiple``: H and W must be multiples of it (an even int; a class
+  attribute, which an instance may refine for its sizes); other shapes raise a one-line
+  ``ValueError``. `jaxdark.Restorer` pads frames to it;
+* ``model.config()``: its constructor sizes, JSON-safe, so that a checkpoint records
+  the architecture as ``{"name": ..., **sizes}`` (`spec_of`) and `build` rebuilds it.
+
+Registered here: ``lamba2021`` (the default; Lamba & Mitra, CVPR 2021,
+`jaxdark.model.DarkRestorationNet`) and ``sid_unet`` (Chen et al., CVPR 2018,
+`jaxdark.models.sid_unet.SIDUNet`). Add one with ``@jaxdark.models.register("name")``;
+see examples/new_variant.py.
+"""
+
+from jaxdark.models import lamba2021 as _lamba2021  # noqa: F401  (registers lamba2021)
+from jaxdark.models import sid_unet as _sid_unet  # noqa: F401  (registers sid_unet)
+from jaxdark.models.apply import inference_apply
+from jaxdark.models.contract import check_input
+from jaxdark.models.registry import (
+    DEFAULT_MODEL,
+    build,
+    create,
+    get,
+    name_of,
+    names,
+    register,
+    spec_of,
+    split_spec,
+)
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "build",
+    "check_input",
+    "create",
+    "get",
+    "inference_apply",
+    "name_of",
+    "names",
+    "register",
+    "spec_of",
+    "split_spec",
+]
