@@ -127,8 +127,8 @@ class Restorer:
         for name, value in (("tile_size", tile_size), ("tile_overlap", tile_overlap)):
             if value is not None and value % multiple:
                 raise ValueError(
-                    f"{name} must be an integer multiple of the input multiple ({multiple}), "
-                    f"got {value}"
+                    f"{name} must be an integer multiple of {multiple} (the model's input "
+                    f"multiple), got {value}"
                 )
         self.tile_size = None if tile_size is None else int(tile_size)
         self.tile_overlap = int(tile_overlap)

@@ -291,7 +291,8 @@ def test_restorer_pads_to_the_models_input_multiple():
 def test_converted_checkpoint_records_and_rebuilds_any_model(zoo, tmp_path):
     """`jaxdark convert`'s parameter directories hold the record too, so `load_model`
     (and with it `Restorer(path)` and `jaxdark restore --weights`) rebuilds sid_unet."""
-    from jaxdark.convert import load_model, save_converted
+    from jaxdark.convert import save_converted
+    from jaxdark.weights import load_model
 
     model = zoo["sid_unet"]
     meta = save_converted(model, tmp_path / "sid")
