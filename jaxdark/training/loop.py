@@ -167,11 +167,11 @@ def train_and_evaluate(
                 f"builds {spec}; use another --workdir or the run's config"
             )
         state = ckpt.restore(state, data_iter)
+        if jax.process_index() == 0:
+            log.info("resumed from checkpoint at step %d", resumed_from)
     if jax.process_index() == 0:  # only once the run is known to fit its workdir
         text = config.to_json_best_effort(indent=2)
         write_atomic(workdir / RUN_CONFIG, lambda tmp: tmp.write_text(text))
-        if jax.process_index() == 0:
-            log.info("resumed from checkpoint at step %d", resumed_from)
     step = int(to_host(state.step))
 
     predict = make_predict_fn(graphdef, mesh)
