@@ -21,9 +21,7 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
-from flax import nnx  # noqa: E402
 
-from jaxdark.model import DarkRestorationNet  # noqa: E402
 from jaxdark.optim import make_optimizer  # noqa: E402
 from jaxdark.train_step import (  # noqa: E402
     host_scalars,
@@ -35,6 +33,7 @@ from jaxdark.train_step import (  # noqa: E402
     split_model,
     to_host,
 )
+from tests.random_weights import random_model  # noqa: E402
 
 NET = {"features": 16, "growth": 8, "dense_layers": (2, 2)}
 GLOBAL_BATCH, CROP, STEPS, LR = 8, 32, 15, 1e-3
@@ -54,7 +53,7 @@ def flat(tree):
 
 def main():
     assert jax.device_count() == devices, jax.devices()
-    graphdef, params0 = split_model(DarkRestorationNet(**NET, rngs=nnx.Rngs(0)))
+    graphdef, params0 = split_model(random_model(seed=0, **NET))
     mesh = make_data_mesh()
     batch = make_global_batch(make_batch(), mesh)
     tx, _ = make_optimizer(LR)
