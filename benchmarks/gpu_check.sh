@@ -9,7 +9,8 @@
 # cp ../shared/official/weights.pth .whl/weights.pth, then carry .whl to the machine.
 # Installs .whl/*.whl into /tmp/site, finds the official weights (.whl/weights.pth,
 # $JAXDARK_OFFICIAL_WEIGHTS, ../shared/official/weights.pth) and runs the check under a
-# hard limit of $GPU_CHECK_TIMEOUT seconds (default 500; the check budgets itself 420).
+# hard limit of $GPU_CHECK_TIMEOUT seconds (default 480; the check budgets itself 420 s and
+# stops itself 45 s past that).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT_DIR=${GPU_CHECK_OUT:-}
@@ -37,7 +38,7 @@ done
 
 export XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1
 nvidia-smi > "$OUT_DIR/nvidia-smi.txt" 2>&1 || true
-timeout -k 15 "${GPU_CHECK_TIMEOUT:-500}" python3 -m benchmarks.gpu_check --out "$OUT_DIR" \
+timeout -k 15 "${GPU_CHECK_TIMEOUT:-480}" python3 -m benchmarks.gpu_check --out "$OUT_DIR" \
   ${WEIGHTS:+--weights "$WEIGHTS"} "$@" 2>&1 | tee "$OUT_DIR/gpu_check.log"
 status=${PIPESTATUS[0]}
 echo "gpu_check.sh: exit status $status; results in $OUT_DIR"
