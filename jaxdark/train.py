@@ -28,6 +28,7 @@ from jaxdark.data import sid
 from jaxdark.data.pipeline import AMPLIFICATIONS, make_iterator
 from jaxdark.errors import JaxdarkError
 from jaxdark.optim import make_optimizer
+from jaxdark.precision import resolve_dtype
 from jaxdark.train_step import (
     TrainState,
     host_scalars,
@@ -62,6 +63,7 @@ def _check_config(config: ml_collections.ConfigDict) -> None:
             raise JaxdarkError(f"config.{name} must be > 0, got {config[name]}")
     if config.crop_size % 32:
         raise JaxdarkError(f"config.crop_size must be a multiple of 32, got {config.crop_size}")
+    resolve_dtype(config.get("compute_dtype", "float32"))  # one-line error if unknown
 
 
 def _train_source(config: ml_collections.ConfigDict) -> sid.SIDPairs:
@@ -214,7 +216,8 @@ def train_and_evaluate(
             print(f"resumed from checkpoint at step {resumed_from}", flush=True)
     step = int(to_host(state.step))
 
-    train_step = make_train_step(graphdef, tx, mesh)
+    compute_dtype = config.get("compute_dtype", "float32")  # float32 or bfloat16
+    train_step = make_train_step(graphdef, tx, mesh, compute_dtype=compute_dtype)
     predict = make_predict_fn(graphdef, mesh)
     logger = _Logger(workdir, int(config.num_train_steps))
     log_every = max(1, int(config.get("log_every_steps", 100)))
