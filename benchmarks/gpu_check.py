@@ -865,6 +865,11 @@ def section_train(check: Check, entry: dict) -> None:
     runs: dict[str, dict] = {}
     entry["runs"] = runs
 
+    backend = jax.default_backend()
+    if torch is not None and tdev == "cpu" and backend != "cpu":
+        # a CPU step of the reference is no yardstick for a GPU step: skip, say why
+        torch, tdev = None, f"torch sees no CUDA device (JAX runs on {backend})"
+
     def torch_run(key: str, autocast: bool) -> None:
         if torch is None:
             entry["skipped"].append(f"{key}: {tdev}")

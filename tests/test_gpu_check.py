@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -80,4 +81,23 @@ def test_a_failing_section_is_recorded_and_the_run_goes_on(tmp_path):
     check.deadline = check.t0  # the run's budget is spent: later sections are skipped
     check.run_section("c", fine)
     assert check.results["sections"]["c"]["status"] == "skipped"
+    shutil.rmtree(check.tmpdir)
+
+
+def test_watchdog_writes_the_files_and_exits(tmp_path, monkeypatch):
+    from benchmarks import gpu_check
+
+    profile = Profile(
+        name="unit", restore=(64, 64), sony=(64, 64), batches=(1,), repeats=1, parity=(),
+        demo=(64, 64), amp=(64, 64), train_batch=2, train_crop=32, train_steps=1,
+        train_net=None, memory_probes=(), budget_s=0.0,
+    )  # fmt: skip
+    check = Check(tmp_path, profile, 0.0)
+    check.results["current_section"] = "train"
+    codes, exited = [], threading.Event()
+    monkeypatch.setattr(gpu_check.os, "_exit", lambda code: (codes.append(code), exited.set()))
+    gpu_check._watchdog(check, grace_s=0.0)  # fires after 1 s
+    assert exited.wait(30)
+    res = json.loads((tmp_path / JSON_NAME).read_text())
+    assert codes == [3] and "during section 'train'" in res["watchdog"]
     shutil.rmtree(check.tmpdir)
