@@ -834,6 +834,14 @@ def restorer_rows(check: Check, entry: dict, h: int, w: int) -> None:
 
 def section_sony(check: Check, entry: dict) -> None:
     """The full Sony frame, the three configurations at batch 1."""
+    probed = [c for c, k, b in check.profile.memory_probes if k == "sony" and b == 1]
+    if probed and "memory" in check.results["sections"]:
+        check.row(
+            entry,
+            "compile times below",
+            f"may be cache hits for {', '.join(probed)}",
+            "the memory section's probes compiled these first (JAX persistent cache)",
+        )
     section_restore(check, entry, size_key="sony")
 
 
