@@ -57,7 +57,10 @@ def compare(path: str | Path, size=(256, 384), batch: int = 1, seed: int = 0) ->
     x = np.random.default_rng(seed).random((batch, 1, *size), dtype=np.float32)
     with torch.no_grad():
         ref = net(torch.from_numpy(x)).numpy().transpose(0, 2, 3, 1)
-    ours = np.asarray(jax.jit(lambda m, v: m(v))(model, jnp.asarray(x.transpose(0, 2, 3, 1))))
+    # true float32 products: on GPUs and TPUs XLA's default precision is lower (TF32-like)
+    with jax.default_matmul_precision("highest"):
+        ours = jax.jit(lambda m, v: m(v))(model, jnp.asarray(x.transpose(0, 2, 3, 1)))
+    ours = np.asarray(ours)
     diff = np.abs(ours - ref)
     return {
         "params": count_params(model),

@@ -21,9 +21,7 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
-from flax import nnx  # noqa: E402
 
-from jaxdark.model import DarkRestorationNet  # noqa: E402
 from jaxdark.training.optim import make_optimizer  # noqa: E402
 from jaxdark.training.state import setup_training  # noqa: E402
 from jaxdark.training.step import (  # noqa: E402
@@ -33,6 +31,7 @@ from jaxdark.training.step import (  # noqa: E402
     split_model,
     to_host,
 )
+from tests.random_weights import random_model  # noqa: E402
 
 NET = {"features": 16, "growth": 8, "dense_layers": (2, 2)}
 GLOBAL_BATCH, CROP, STEPS, LR = 8, 32, 15, 1e-3
@@ -52,14 +51,14 @@ def flat(tree):
 
 def main():
     assert jax.device_count() == devices, jax.devices()
-    _, params0 = split_model(DarkRestorationNet(**NET, rngs=nnx.Rngs(0)))
+    _, params0 = split_model(random_model(seed=0, **NET))
     mesh = make_data_mesh()
     batch = make_global_batch(make_batch(), mesh)
     tx, _ = make_optimizer(LR)
     result = {"params0": flat(params0)}
     dtypes = ("float32", "bfloat16") if devices == 1 else ("bfloat16",)
     for dtype in dtypes:
-        model = DarkRestorationNet(**NET, rngs=nnx.Rngs(0))
+        model = random_model(seed=0, **NET)
         setup = setup_training(model, tx, mesh, compute_dtype=dtype)
         step, state = setup.train_step, setup.state
         losses = []

@@ -306,6 +306,7 @@ def test_config_recipe_and_local_variant():
         ({"crop_size": 48}, "multiple of 32"),
         ({"amplification": "auto"}, "amplification must be one of"),
         ({"batch_size": 0}, "batch_size must be > 0"),
+        ({"compute_dtype": "float16"}, "compute dtype must be one of float32, bfloat16"),
     ],
 )
 def test_bad_config_is_a_one_line_error(tmp_path, override, message):

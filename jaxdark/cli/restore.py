@@ -104,7 +104,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--dtype",
         choices=("float32", "bfloat16"),
         default="float32",
-        help="float32 (default) or bfloat16 multiplies (faster on GPUs and TPUs; "
+        help="float32 (default) or bfloat16 multiplies (meant for GPUs and TPUs; "
         "accumulation and output stay float32)",
     )
 
