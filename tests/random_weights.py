@@ -13,14 +13,14 @@ import math
 import numpy as np
 from flax import nnx
 
-from jaxdark.convert import assign_params, build_model, flat_key
+from jaxdark.convert import assign_params, flat_key
 from jaxdark.layers import WNConv, kaiming_std
-from jaxdark.model import DarkRestorationNet
+from jaxdark.model import DarkRestorationNet, create_model
 
 
 def random_model(seed: int = 0, **sizes) -> DarkRestorationNet:
     """A `DarkRestorationNet` of the given sizes with NumPy-drawn random weights."""
-    model = build_model(sizes, abstract=True)
+    model = create_model(abstract=True, **sizes)
     rng = np.random.default_rng(seed)
     params: dict[str, np.ndarray] = {}
     for path, node in nnx.iter_graph(model):
