@@ -23,17 +23,14 @@ from jaxdark.constants import SID_BLACK_LEVEL
 from jaxdark.data.naive import bilinear_demosaic, naive_brighten
 from jaxdark.data.synthetic import mosaic_rggb, synthesize_pair
 from jaxdark.raw import read_raw
+from tests.tiny_model import save_tiny
 
 TRAINING_MODULES = ("grain", "tensorflow_datasets", "tensorboardX", "ml_collections")
 
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
-    from jaxdark.convert import save_converted
-
-    path = tmp_path_factory.mktemp("weights") / "ckpt"
-    save_converted(jaxdark.create_model(seed=0), path)
-    return path
+    return save_tiny(tmp_path_factory.mktemp("weights") / "ckpt")  # a small network
 
 
 def _rgb(path):

@@ -1,0 +1,389 @@
+"""Proof that training learns: two short runs on synthetic pairs, scored on held-out photos.
+
+    python -m benchmarks.learning [--out benchmarks/results] [--weights official]
+        [--scratch-steps 2000] [--finetune-steps 400] [--read-noise-scale 2] [--smoke]
+
+Both runs go through the real training code: `jaxdark.training.loop.train_and_evaluate`
+(which builds the grain pipeline over `jaxdark.data.synthetic_source`, the jitted step of
+`jaxdark.training.state.setup_training`, checkpoints) with ``configs/synthetic.py:local``
+(crop 128, batch 4), and in-training validation through ``eval_every_steps`` by
+`jaxdark.evaluation.synthetic.SyntheticEvaluator`: the held-out scikit-image photos
+(chelsea, coffee, rocket), whole, made dark with fixed draws.
+
+(a) **From scratch**: a fresh network (``create_model``, saved and given to the loop as
+    ``init_weights`` so that step 0 is scored on exactly the weights training starts
+    from). Held-out PSNR / SSIM at step 0 and every ``--scratch-eval-every`` steps,
+    against naive brightening of the same pairs and the official weights.
+(b) **Fine-tuning the official weights** on a camera with ``--read-noise-scale`` times
+    the a7S II's read and row noise: held-out PSNR on that camera before and after, and
+    on the original camera before and after (to tell the noise adaptation apart from
+    adaptation to synthetic data as such).
+
+Writes ``learning.png`` (training loss and held-out PSNR against step), ``learning.md``
+(the tables) and ``learning.json`` (every number) in ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import shutil
+import struct
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SMOKE_MODEL = {"features": 16, "growth": 8, "dense_layers": [2]}
+
+
+# ------------------------------------------------------------------------ configuration
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line flags."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", default=str(RESULTS), help="folder for learning.{png,md,json}")
+    p.add_argument("--weights", default="official", help="official weights (or a path)")
+    p.add_argument("--init-weights", default="", help="start (a) from these, not create_model")
+    p.add_argument("--workdir", default="", help="training runs go here (default: temporary)")
+    p.add_argument("--scratch-steps", type=int, default=2000)
+    p.add_argument("--scratch-eval-every", type=int, default=200)
+    p.add_argument("--scratch-lr", type=float, default=None, help="default: the config's")
+    p.add_argument("--finetune-steps", type=int, default=400)
+    p.add_argument("--finetune-eval-every", type=int, default=50)
+    p.add_argument("--finetune-lr", type=float, default=None, help="default: the config's")
+    p.add_argument("--read-noise-scale", type=float, default=2.0, help="camera of run (b)")
+    p.add_argument("--val-pairs", type=int, default=9, help="held-out pairs (3 photos)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny run for CI: a small network (needs --init-weights and --weights of it), "
+        "crop 64, batch 2, 4 + 2 steps, 3 pairs",
+    )
+    args = p.parse_args(argv)
+    if args.smoke:
+        args.scratch_steps, args.scratch_eval_every = 4, 2
+        args.finetune_steps, args.finetune_eval_every = 2, 1
+        args.val_pairs = min(args.val_pairs, 3)
+        if not args.init_weights or args.weights == "official":
+            p.error("--smoke needs --init-weights and --weights (small networks)")
+    for name in ("scratch_steps", "scratch_eval_every", "finetune_steps", "finetune_eval_every"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1")
+    return args
+
+
+def run_config(args: argparse.Namespace, steps: int, eval_every: int, lr: float | None):
+    """``configs/synthetic.py:local`` for one benchmark run."""
+    from configs import synthetic
+
+    c = synthetic.get_config("local")
+    c.seed = int(args.seed)
+    c.num_train_steps = int(steps)
+    c.eval_every_steps = int(eval_every)
+    c.num_eval_pairs = int(args.val_pairs)
+    c.log_every_steps = 10 if steps >= 100 else 1
+    c.checkpoint_every_steps = int(steps)  # one checkpoint, at the end
+    c.image_every_steps = 0
+    if lr is not None:
+        c.learning_rate = float(lr)
+    if args.smoke:
+        c.crop_size, c.batch_size = 64, 2
+    return c
+
+
+# ------------------------------------------------------------------------ measurements
+
+
+def read_scalars(logdir: Path) -> dict[str, list[tuple[int, float]]]:
+    """``tag -> [(step, value), ...]`` of the scalars in tensorboardX event files."""
+    from tensorboardX.proto import event_pb2
+
+    out: dict[str, list[tuple[int, float]]] = {}
+    for path in sorted(Path(logdir).glob("events.out.tfevents.*")):
+        data, pos = path.read_bytes(), 0
+        while pos + 12 <= len(data):  # TFRecord framing: length, crc, payload, crc
+            (n,) = struct.unpack("<Q", data[pos : pos + 8])
+            event = event_pb2.Event.FromString(data[pos + 12 : pos + 12 + n])
+            pos += 12 + n + 4
+            for v in event.summary.value:
+                if v.HasField("simple_value"):
+                    out.setdefault(v.tag, []).append((int(event.step), float(v.simple_value)))
+    return out
+
+
+def scores(pairs) -> dict[str, float]:
+    """A dict of an evaluator's ``(name, value)`` pairs."""
+    return {k: float(v) for k, v in pairs}
+
+
+def train(config, workdir: Path) -> tuple[dict, dict, float]:
+    """`train_and_evaluate` on ``workdir``; its summary, logged scalars and wall time."""
+    from jaxdark.training.loop import train_and_evaluate
+
+    start = time.perf_counter()
+    summary = train_and_evaluate(config, workdir)
+    seconds = time.perf_counter() - start
+    return summary, read_scalars(workdir / "tensorboard"), seconds
+
+
+def series(scalars: dict, tag: str) -> list[list[float]]:
+    """``[[step, value], ...]`` of one tag, in step order."""
+    return [[s, v] for s, v in sorted(scalars.get(tag, []))]
+
+
+def machine() -> dict[str, Any]:
+    """What ran the benchmark."""
+    import jax
+
+    from benchmarks.bench_inference import cpu_model
+
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "jax": jax.__version__,
+        "device": str(jax.devices()[0].device_kind),
+        "load_average_start": list(os.getloadavg()),
+    }
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Both runs; every number measured, as a JSON-able dict."""
+    from jaxdark.convert import model_config, save_converted
+    from jaxdark.evaluation.synthetic import SyntheticEvaluator
+    from jaxdark.model import create_model
+    from jaxdark.weights import load_model
+    from jaxdark.weights_cache import resolve_weights
+
+    log = logging.getLogger("jaxdark.benchmarks")
+    t0 = time.perf_counter()
+    result: dict[str, Any] = {"machine": machine(), "args": vars(args).copy()}
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="jaxdark_learning_"))
+    work.mkdir(parents=True, exist_ok=True)
+    for sub in ("init", "scratch", "finetune"):
+        shutil.rmtree(work / sub, ignore_errors=True)
+    official_path = str(resolve_weights(args.weights))
+    official = load_model(official_path)
+
+    # ---- (a) from scratch
+    ca = run_config(args, args.scratch_steps, args.scratch_eval_every, args.scratch_lr)
+    t = time.perf_counter()
+    if args.init_weights:
+        fresh = load_model(args.init_weights)
+    else:
+        fresh = create_model(seed=int(ca.seed), **ca.model.to_dict())
+    ca.model = model_config(fresh)
+    save_converted(fresh, work / "init")
+    ca.init_weights = str(work / "init")
+    init_seconds = time.perf_counter() - t
+    t = time.perf_counter()
+    ev_a = SyntheticEvaluator(ca)
+    a = {
+        "config": {k: ca[k] for k in ("crop_size", "batch_size", "learning_rate", "seed")},
+        "pairs": [f"{p.name} x{p.ratio:g}" for p in ev_a.items],
+        "naive": scores(ev_a.naive()),
+        "official": scores(ev_a.run(official)),
+        "step0": scores(ev_a.run(fresh)),
+        "init_seconds": init_seconds,
+    }
+    a["baseline_seconds"] = time.perf_counter() - t
+    log.info("(a) step 0 %.2f dB, naive %.2f dB, official %.2f dB", a["step0"]["psnr"],
+             a["naive"]["psnr"], a["official"]["psnr"])  # fmt: skip
+    summary, scalars, seconds = train(ca, work / "scratch")
+    a.update(
+        steps=summary["step"],
+        train_seconds=seconds,
+        loss=series(scalars, "train/loss"),
+        steps_per_sec=series(scalars, "train/steps_per_sec"),
+        val_psnr=[[0, a["step0"]["psnr"]], *series(scalars, "val/psnr")],
+        val_ssim=[[0, a["step0"]["ssim"]], *series(scalars, "val/ssim")],
+    )
+    result["scratch"] = a
+
+    # ---- (b) fine-tuning the official weights on a noisier camera
+    cb = run_config(args, args.finetune_steps, args.finetune_eval_every, args.finetune_lr)
+    cb.model = model_config(official)
+    cb.init_weights = official_path
+    cb.synthetic_read_noise_scale = float(args.read_noise_scale)
+    t = time.perf_counter()
+    ev_b = SyntheticEvaluator(cb)
+    b = {
+        "config": {k: cb[k] for k in ("crop_size", "batch_size", "learning_rate", "seed")},
+        "read_noise_scale": float(args.read_noise_scale),
+        "pairs": [f"{p.name} x{p.ratio:g}" for p in ev_b.items],
+        "naive": scores(ev_b.naive()),
+        "before": scores(ev_b.run(official)),
+        "naive_default_camera": a["naive"],
+        "before_default_camera": a["official"],
+    }
+    b["baseline_seconds"] = time.perf_counter() - t
+    summary, scalars, seconds = train(cb, work / "finetune")
+    tuned = load_model(work / "finetune")
+    b.update(
+        steps=summary["step"],
+        train_seconds=seconds,
+        loss=series(scalars, "train/loss"),
+        steps_per_sec=series(scalars, "train/steps_per_sec"),
+        val_psnr=[[0, b["before"]["psnr"]], *series(scalars, "val/psnr")],
+        val_ssim=[[0, b["before"]["ssim"]], *series(scalars, "val/ssim")],
+        after=scores(ev_b.run(tuned)),
+        after_default_camera=scores(ev_a.run(tuned)),
+    )
+    result["finetune"] = b
+    result["machine"]["load_average_end"] = list(os.getloadavg())
+    result["seconds"] = time.perf_counter() - t0
+    if not args.workdir:
+        shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
+# ------------------------------------------------------------------------ reporting
+
+
+def _last(points: list[list[float]]) -> float:
+    return points[-1][1] if points else float("nan")
+
+
+def _loss_at(loss: list[list[float]], step: int) -> str:
+    for s, v in loss:
+        if s == step:
+            return f"{v:.4f}"
+    return "-"
+
+
+def markdown(r: dict[str, Any]) -> str:
+    """The tables of a result."""
+    a, b, m = r["scratch"], r["finetune"], r["machine"]
+    la, lb = m["load_average_start"], m.get("load_average_end", [float("nan")] * 3)
+    lines = [
+        "# Learning benchmark (`python -m benchmarks.learning`)",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['device']}, jax {m['jax']}; load average "
+        f"{la[0]:.1f} at the start, {lb[0]:.1f} at the end; {r['seconds'] / 60:.1f} min in all.",
+        f"Config `configs/synthetic.py:local` (crop {a['config']['crop_size']}, batch "
+        f"{a['config']['batch_size']}); held-out pairs ({len(a['pairs'])}, whole photos, "
+        f"fixed draws, exposure ratio given): {', '.join(a['pairs'])}.",
+        "PSNR / SSIM: `jaxdark.metrics` (8-bit, scikit-image conventions) against the "
+        "synthetic target (the clean exposure developed like SID's ground truth).",
+        "",
+        f"## (a) From scratch ({a['steps']} steps, lr {a['config']['learning_rate']:g}, "
+        f"{a['train_seconds'] / 60:.1f} min of training)",
+        "",
+        "| step | training loss (mean of the logged window) | held-out PSNR (dB) | SSIM |",
+        "|---|---|---|---|",
+    ]
+    ssim = dict((s, v) for s, v in a["val_ssim"])
+    for s, v in a["val_psnr"]:
+        lines.append(
+            f"| {s} | {_loss_at(a['loss'], s)} | {v:.2f} | {ssim.get(s, float('nan')):.3f} |"
+        )
+    lines += [
+        f"| naive brightening (same pairs) | - | {a['naive']['psnr']:.2f} | "
+        f"{a['naive']['ssim']:.3f} |",
+        f"| official weights (same pairs) | - | {a['official']['psnr']:.2f} | "
+        f"{a['official']['ssim']:.3f} |",
+        "",
+        f"## (b) Fine-tuning the official weights on a camera with "
+        f"{b['read_noise_scale']:g}x the read and row noise ({b['steps']} steps, lr "
+        f"{b['config']['learning_rate']:g}, {b['train_seconds'] / 60:.1f} min of training)",
+        "",
+        f"| held-out pairs | naive | official (before) | fine-tuned (after {b['steps']} steps) |",
+        "|---|---|---|---|",
+        f"| noisier camera ({b['read_noise_scale']:g}x read noise): PSNR / SSIM | "
+        f"{b['naive']['psnr']:.2f} / {b['naive']['ssim']:.3f} | "
+        f"{b['before']['psnr']:.2f} / {b['before']['ssim']:.3f} | "
+        f"{b['after']['psnr']:.2f} / {b['after']['ssim']:.3f} |",
+        f"| original camera (a7S II noise): PSNR / SSIM | "
+        f"{b['naive_default_camera']['psnr']:.2f} / {b['naive_default_camera']['ssim']:.3f} | "
+        f"{b['before_default_camera']['psnr']:.2f} / {b['before_default_camera']['ssim']:.3f} | "
+        f"{b['after_default_camera']['psnr']:.2f} / {b['after_default_camera']['ssim']:.3f} |",
+        "",
+        "Held-out PSNR during fine-tuning (noisier camera): "
+        + ", ".join(f"step {s}: {v:.2f}" for s, v in b["val_psnr"])
+        + ".",
+        "",
+    ]
+    rate_a = np.median([v for _, v in a["steps_per_sec"]]) if a["steps_per_sec"] else np.nan
+    rate_b = np.median([v for _, v in b["steps_per_sec"]]) if b["steps_per_sec"] else np.nan
+    lines.append(
+        f"Training speed (median of the logged windows): (a) {rate_a:.2f} steps/s, "
+        f"(b) {rate_b:.2f} steps/s."
+    )
+    return "\n".join(lines) + "\n"
+
+
+def plot(r: dict[str, Any]) -> np.ndarray:
+    """Training loss and held-out PSNR against step for both runs (RGB uint8)."""
+    from benchmarks.lineplot import Series, grid, line_chart
+
+    a, b = r["scratch"], r["finetune"]
+    charts = []
+    for run, name in (
+        (a, "(a) from scratch"),
+        (b, f"(b) fine-tuning, {b['read_noise_scale']:g}x read noise"),
+    ):
+        xs, ys = zip(*run["loss"], strict=True) if run["loss"] else ((), ())
+        charts.append(
+            line_chart(
+                [Series("training loss (L1 + MS-SSIM)", xs, ys, "blue")],
+                title=f"{name}: training loss",
+                xlabel="step",
+                ylabel="loss",
+                log_y=True,
+            )
+        )
+        steps = [s for s, _ in run["val_psnr"]]
+        span = [min(steps), max(steps)]
+        lines = [
+            Series("held-out PSNR", steps, [v for _, v in run["val_psnr"]], "orange", markers=True)
+        ]
+        lines.append(
+            Series("naive brightening", span, [run["naive"]["psnr"]] * 2, "grey", dashed=True)
+        )
+        if run is a:
+            lines.append(
+                Series("official weights", span, [a["official"]["psnr"]] * 2, "green", dashed=True)
+            )
+        charts.append(
+            line_chart(lines, title=f"{name}: held-out PSNR", xlabel="step", ylabel="PSNR (dB)")
+        )
+    return grid(charts, cols=2)
+
+
+def write_outputs(r: dict[str, Any], out: Path) -> list[Path]:
+    """``learning.png``, ``learning.md``, ``learning.json`` in ``out``."""
+    from jaxdark.fileio import write_atomic, write_image
+
+    out.mkdir(parents=True, exist_ok=True)
+    png, md, js = out / "learning.png", out / "learning.md", out / "learning.json"
+    write_image(png, plot(r), "png")
+    text = markdown(r)
+    write_atomic(md, lambda tmp: tmp.write_text(text))
+    write_atomic(js, lambda tmp: tmp.write_text(json.dumps(r, indent=1)))
+    return [png, md, js]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run both trainings, write the plot and tables, print the tables."""
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(message)s")
+    logging.getLogger("jaxdark").setLevel(logging.INFO)
+    result = run(args)
+    paths = write_outputs(result, Path(args.out))
+    print(markdown(result))
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
