@@ -113,6 +113,8 @@ def line_chart(
     if log_y:
         yticks = [10**e * m for e in range(math.floor(y0), math.ceil(y1) + 1) for m in (1, 2, 5)]
         yticks = [t for t in yticks if y0 <= math.log10(t) <= y1]
+        if len(yticks) < 3:  # less than a decade: round values on a linear grid
+            yticks = [t for t in nice_ticks(10**y0, 10**y1) if t > 0 and y0 <= math.log10(t)]
     else:
         yticks = nice_ticks(y0, y1)
     for t in yticks:
