@@ -56,7 +56,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--workdir", default="", help="training runs go here (default: temporary)")
     p.add_argument("--scratch-steps", type=int, default=2000)
     p.add_argument("--scratch-eval-every", type=int, default=200)
-    p.add_argument("--scratch-lr", type=float, default=None, help="default: the config's")
+    p.add_argument(
+        "--scratch-lr",
+        type=float,
+        default=1e-3,
+        help="learning rate of (a) (default 1e-3: 1e-4, the config's, learns slower)",
+    )
     p.add_argument("--finetune-steps", type=int, default=400)
     p.add_argument("--finetune-eval-every", type=int, default=50)
     p.add_argument("--finetune-lr", type=float, default=None, help="default: the config's")

@@ -37,10 +37,10 @@ class Series:
 
 
 def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
-    """About ``count`` round tick values covering [lo, hi] (steps of 1, 2 or 5 x 10^k)."""
+    """Round tick values in [lo, hi], about ``count`` of them (steps of 1, 2 or 5 x 10^k)."""
     if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
         return [lo]
-    raw = (hi - lo) / max(count - 1, 1)
+    raw = (hi - lo) / (count + 1)  # the smallest round step giving at most count + 1 gaps
     mag = 10 ** math.floor(math.log10(raw))
     step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
     start = math.ceil(lo / step - 1e-9) * step
