@@ -400,7 +400,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(message)s")
     logging.getLogger("jaxdark").setLevel(logging.INFO)
-    result = run(args)
+    from jaxdark.errors import JaxdarkError, one_line
+
+    try:
+        result = run(args)
+    except (JaxdarkError, OSError) as e:  # missing weights, unwritable folders, ...
+        print(f"benchmarks.learning: error: {one_line(e)}", file=sys.stderr)
+        return 2
     paths = write_outputs(result, Path(args.out))
     print(markdown(result))
     print("wrote " + ", ".join(str(p) for p in paths))
