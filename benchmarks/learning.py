@@ -1,7 +1,7 @@
 """Proof that training learns: two short runs on synthetic pairs, scored on held-out photos.
 
     python -m benchmarks.learning [--out benchmarks/results] [--weights official]
-        [--scratch-steps 2000] [--finetune-steps 400] [--read-noise-scale 2] [--smoke]
+        [--scratch-steps 2000] [--finetune-steps 400] [--read-noise-scale 4] [--smoke]
 
 Both runs go through the real training code: `jaxdark.training.loop.train_and_evaluate`
 (which builds the grain pipeline over `jaxdark.data.synthetic_source`, the jitted step of
@@ -15,9 +15,10 @@ Both runs go through the real training code: `jaxdark.training.loop.train_and_ev
     from). Held-out PSNR / SSIM at step 0 and every ``--scratch-eval-every`` steps,
     against naive brightening of the same pairs and the official weights.
 (b) **Fine-tuning the official weights** on a camera with ``--read-noise-scale`` times
-    the a7S II's read and row noise: held-out PSNR on that camera before and after, and
-    on the original camera before and after (to tell the noise adaptation apart from
-    adaptation to synthetic data as such).
+    the a7S II's read and row noise: held-out PSNR / SSIM on that camera and on the
+    original one, before and after. A control run (``--control``, on by default) makes
+    the same fine-tuning on the original camera: what the noisier run gains beyond the
+    control is adaptation to the noise; what both gain is adaptation to synthetic pairs.
 
 Writes ``learning.png`` (training loss and held-out PSNR against step), ``learning.md``
 (the tables) and ``learning.json`` (every number) in ``--out``.
@@ -65,7 +66,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--finetune-steps", type=int, default=400)
     p.add_argument("--finetune-eval-every", type=int, default=50)
     p.add_argument("--finetune-lr", type=float, default=None, help="default: the config's")
-    p.add_argument("--read-noise-scale", type=float, default=2.0, help="camera of run (b)")
+    p.add_argument("--read-noise-scale", type=float, default=4.0, help="noise of run (b)'s camera")
+    p.add_argument(
+        "--control",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also fine-tune on the original camera (tells noise adaptation from the rest)",
+    )
     p.add_argument("--val-pairs", type=int, default=9, help="held-out pairs (3 photos)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
@@ -191,7 +198,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {"machine": machine(), "args": vars(args).copy()}
     work = Path(args.workdir or tempfile.mkdtemp(prefix="jaxdark_learning_"))
     work.mkdir(parents=True, exist_ok=True)
-    for sub in ("init", "scratch", "finetune"):
+    for sub in ("init", "scratch", "finetune_noisy", "finetune_original"):
         shutil.rmtree(work / sub, ignore_errors=True)
     enable_compile_cache(Path(args.compile_cache or work / "jax_cache"))
     official_path = str(resolve_weights(args.weights))
@@ -232,35 +239,39 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     result["scratch"] = a
 
-    # ---- (b) fine-tuning the official weights on a noisier camera
+    # ---- (b) fine-tuning the official weights on a noisier camera, and the control:
+    # the same fine-tuning on the original camera (what synthetic data alone changes)
     cb = run_config(args, args.finetune_steps, args.finetune_eval_every, args.finetune_lr)
     cb.model = model_config(official)
     cb.init_weights = official_path
     cb.synthetic_read_noise_scale = float(args.read_noise_scale)
-    t = time.perf_counter()
     ev_b = SyntheticEvaluator(cb)
     b = {
         "config": {k: cb[k] for k in ("crop_size", "batch_size", "learning_rate", "seed")},
         "read_noise_scale": float(args.read_noise_scale),
         "pairs": [f"{p.name} x{p.ratio:g}" for p in ev_b.items],
-        "naive": scores(ev_b.naive()),
-        "before": scores(ev_b.run(official)),
-        "naive_default_camera": a["naive"],
-        "before_default_camera": a["official"],
+        "naive": {"noisy": scores(ev_b.naive()), "original": a["naive"]},
+        "official": {"noisy": scores(ev_b.run(official)), "original": a["official"]},
     }
-    b["baseline_seconds"] = time.perf_counter() - t
-    summary, scalars, seconds = train(cb, work / "finetune")
-    tuned = load_model(work / "finetune")
-    b.update(
-        steps=summary["step"],
-        train_seconds=seconds,
-        loss=series(scalars, "train/loss"),
-        steps_per_sec=series(scalars, "train/steps_per_sec"),
-        val_psnr=[[0, b["before"]["psnr"]], *series(scalars, "val/psnr")],
-        val_ssim=[[0, b["before"]["ssim"]], *series(scalars, "val/ssim")],
-        after=scores(ev_b.run(tuned)),
-        after_default_camera=scores(ev_a.run(tuned)),
-    )
+    runs = [("noisy", cb)]
+    if args.control:
+        cc = run_config(args, args.finetune_steps, args.finetune_eval_every, args.finetune_lr)
+        cc.model, cc.init_weights = cb.model, official_path
+        runs.append(("original", cc))
+    for camera, config in runs:
+        summary, scalars, seconds = train(config, work / f"finetune_{camera}")
+        tuned = load_model(work / f"finetune_{camera}")
+        before = b["official"][camera]["psnr"]
+        b[f"tuned_on_{camera}"] = {
+            "steps": summary["step"],
+            "train_seconds": seconds,
+            "loss": series(scalars, "train/loss"),
+            "steps_per_sec": series(scalars, "train/steps_per_sec"),
+            "val_psnr": [[0, before], *series(scalars, "val/psnr")],  # on its own camera
+            "val_ssim": [[0, b["official"][camera]["ssim"]], *series(scalars, "val/ssim")],
+            "noisy": scores(ev_b.run(tuned)),
+            "original": scores(ev_a.run(tuned)),
+        }
     result["finetune"] = b
     result["machine"]["load_average_end"] = list(os.getloadavg())
     result["seconds"] = time.perf_counter() - t0
@@ -272,10 +283,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 # ------------------------------------------------------------------------ reporting
 
 
-def _last(points: list[list[float]]) -> float:
-    return points[-1][1] if points else float("nan")
-
-
 def _loss_at(loss: list[list[float]], step: int) -> str:
     for s, v in loss:
         if s == step:
@@ -283,10 +290,21 @@ def _loss_at(loss: list[list[float]], step: int) -> str:
     return "-"
 
 
+def _ps(x: dict[str, float]) -> str:
+    return f"{x['psnr']:.2f} / {x['ssim']:.3f}"
+
+
+def _median_rate(run: dict[str, Any]) -> float:
+    rates = [v for _, v in run["steps_per_sec"]]
+    return float(np.median(rates)) if rates else float("nan")
+
+
 def markdown(r: dict[str, Any]) -> str:
     """The tables of a result."""
     a, b, m = r["scratch"], r["finetune"], r["machine"]
     la, lb = m["load_average_start"], m.get("load_average_end", [float("nan")] * 3)
+    k = b["read_noise_scale"]
+    noisy = b["tuned_on_noisy"]
     lines = [
         "# Learning benchmark (`python -m benchmarks.learning`)",
         "",
@@ -315,32 +333,45 @@ def markdown(r: dict[str, Any]) -> str:
         f"| official weights (same pairs) | - | {a['official']['psnr']:.2f} | "
         f"{a['official']['ssim']:.3f} |",
         "",
-        f"## (b) Fine-tuning the official weights on a camera with "
-        f"{b['read_noise_scale']:g}x the read and row noise ({b['steps']} steps, lr "
-        f"{b['config']['learning_rate']:g}, {b['train_seconds'] / 60:.1f} min of training)",
+        f"## (b) Fine-tuning the official weights on a camera with {k:g}x the read and row "
+        f"noise ({noisy['steps']} steps, lr {b['config']['learning_rate']:g}, "
+        f"{noisy['train_seconds'] / 60:.1f} min of training)",
         "",
-        f"| held-out pairs | naive | official (before) | fine-tuned (after {b['steps']} steps) |",
-        "|---|---|---|---|",
-        f"| noisier camera ({b['read_noise_scale']:g}x read noise): PSNR / SSIM | "
-        f"{b['naive']['psnr']:.2f} / {b['naive']['ssim']:.3f} | "
-        f"{b['before']['psnr']:.2f} / {b['before']['ssim']:.3f} | "
-        f"{b['after']['psnr']:.2f} / {b['after']['ssim']:.3f} |",
-        f"| original camera (a7S II noise): PSNR / SSIM | "
-        f"{b['naive_default_camera']['psnr']:.2f} / {b['naive_default_camera']['ssim']:.3f} | "
-        f"{b['before_default_camera']['psnr']:.2f} / {b['before_default_camera']['ssim']:.3f} | "
-        f"{b['after_default_camera']['psnr']:.2f} / {b['after_default_camera']['ssim']:.3f} |",
-        "",
-        "Held-out PSNR during fine-tuning (noisier camera): "
-        + ", ".join(f"step {s}: {v:.2f}" for s, v in b["val_psnr"])
-        + ".",
+        "PSNR / SSIM on the held-out pairs of each camera (same photos and draws):",
         "",
     ]
-    rate_a = np.median([v for _, v in a["steps_per_sec"]]) if a["steps_per_sec"] else np.nan
-    rate_b = np.median([v for _, v in b["steps_per_sec"]]) if b["steps_per_sec"] else np.nan
-    lines.append(
-        f"Training speed (median of the logged windows): (a) {rate_a:.2f} steps/s, "
-        f"(b) {rate_b:.2f} steps/s."
-    )
+    header = "| held-out camera | naive | official (before) | fine-tuned on the noisier camera |"
+    rule = "|---|---|---|---|"
+    control = b.get("tuned_on_original")
+    if control:
+        header += " control: fine-tuned on the original camera |"
+        rule += "---|"
+    lines += [header, rule]
+    for camera, label in (("noisy", f"noisier ({k:g}x read noise)"), ("original", "original")):
+        row = (
+            f"| {label} | {_ps(b['naive'][camera])} | {_ps(b['official'][camera])} | "
+            f"{_ps(noisy[camera])} |"
+        )
+        if control:
+            row += f" {_ps(control[camera])} |"
+        lines.append(row)
+    lines += [
+        "",
+        "Held-out PSNR during fine-tuning on the noisier camera: "
+        + ", ".join(f"step {s}: {v:.2f}" for s, v in noisy["val_psnr"])
+        + ".",
+    ]
+    if control:
+        lines.append(
+            "Control, on the original camera: "
+            + ", ".join(f"step {s}: {v:.2f}" for s, v in control["val_psnr"])
+            + "."
+        )
+    lines += [
+        "",
+        f"Training speed (median of the logged windows): (a) {_median_rate(a):.2f} steps/s, "
+        f"(b) {_median_rate(noisy):.2f} steps/s.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -349,36 +380,68 @@ def plot(r: dict[str, Any]) -> np.ndarray:
     from benchmarks.lineplot import Series, grid, line_chart
 
     a, b = r["scratch"], r["finetune"]
-    charts = []
-    for run, name in (
-        (a, "(a) from scratch"),
-        (b, f"(b) fine-tuning, {b['read_noise_scale']:g}x read noise"),
-    ):
+    k = b["read_noise_scale"]
+    noisy, control = b["tuned_on_noisy"], b.get("tuned_on_original")
+
+    def loss_series(run: dict, label: str, color: str) -> Series:
         xs, ys = zip(*run["loss"], strict=True) if run["loss"] else ((), ())
-        charts.append(
-            line_chart(
-                [Series("training loss (L1 + MS-SSIM)", xs, ys, "blue")],
-                title=f"{name}: training loss",
-                xlabel="step",
-                ylabel="loss",
-                log_y=True,
+        return Series(label, xs, ys, color)
+
+    def level(label: str, span: list[int], value: float, color: str) -> Series:
+        return Series(label, span, [value, value], color, dashed=True)
+
+    span_a = [0, a["val_psnr"][-1][0]]
+    scratch_psnr = [
+        Series("held-out PSNR", *zip(*a["val_psnr"], strict=True), "orange", markers=True),
+        level("official weights", span_a, a["official"]["psnr"], "green"),
+        level("naive brightening", span_a, a["naive"]["psnr"], "grey"),
+    ]
+    span_b = [0, noisy["val_psnr"][-1][0]]
+    tune_loss = [loss_series(noisy, f"on the noisier camera ({k:g}x)", "blue")]
+    tune_psnr = [
+        Series("fine-tuned", *zip(*noisy["val_psnr"], strict=True), "orange", markers=True),
+        level("official weights (before)", span_b, b["official"]["noisy"]["psnr"], "green"),
+    ]
+    if control:
+        tune_loss.append(loss_series(control, "control: original camera", "sky"))
+        tune_psnr.append(
+            Series(
+                "control (tuned on the original camera), final",
+                [control["steps"]],
+                [control["noisy"]["psnr"]],
+                "purple",
             )
         )
-        steps = [s for s, _ in run["val_psnr"]]
-        span = [min(steps), max(steps)]
-        lines = [
-            Series("held-out PSNR", steps, [v for _, v in run["val_psnr"]], "orange", markers=True)
-        ]
-        lines.append(
-            Series("naive brightening", span, [run["naive"]["psnr"]] * 2, "grey", dashed=True)
-        )
-        if run is a:
-            lines.append(
-                Series("official weights", span, [a["official"]["psnr"]] * 2, "green", dashed=True)
-            )
-        charts.append(
-            line_chart(lines, title=f"{name}: held-out PSNR", xlabel="step", ylabel="PSNR (dB)")
-        )
+    charts = [
+        line_chart(
+            [loss_series(a, "training loss (L1 + MS-SSIM)", "blue")],
+            title="(a) from scratch: training loss",
+            xlabel="step",
+            ylabel="loss",
+            log_y=True,
+        ),
+        line_chart(
+            scratch_psnr,
+            title="(a) from scratch: held-out PSNR",
+            xlabel="step",
+            ylabel="PSNR (dB)",
+            legend="lower right",
+        ),
+        line_chart(
+            tune_loss,
+            title="(b) fine-tuning the official weights: training loss",
+            xlabel="step",
+            ylabel="loss",
+            log_y=True,
+        ),
+        line_chart(
+            tune_psnr,
+            title=f"(b) held-out PSNR on the noisier camera ({k:g}x read noise)",
+            xlabel="step",
+            ylabel="PSNR (dB)",
+            legend="lower right",
+        ),
+    ]
     return grid(charts, cols=2)
 
 

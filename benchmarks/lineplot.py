@@ -71,17 +71,21 @@ def line_chart(
     size: tuple[int, int] = (660, 440),
     log_y: bool = False,
     y_range: tuple[float, float] | None = None,
+    legend: str = "upper right",
 ) -> np.ndarray:
-    """A chart of ``series`` as an (H, W, 3) uint8 RGB image of ``size`` (width, height)."""
+    """A chart of ``series`` as an (H, W, 3) uint8 RGB image of ``size`` (width, height);
+    ``legend``: "upper right" or "lower right" (inside the plot)."""
     import cv2
 
     width, height = size
     img = np.full((height, width, 3), 255, np.uint8)
-    left, right, top, bottom = 70, 12, 34, 50
+    left, right, top, bottom = 70, 28, 34, 50
     pw, ph = width - left - right, height - top - bottom
     pts = [(x, y) for s in series for x, y in zip(s.xs, s.ys, strict=True) if math.isfinite(y)]
     if not pts:
         raise ValueError(f"chart {title!r} has no finite points")
+    if legend not in ("upper right", "lower right"):
+        raise ValueError(f"legend must be 'upper right' or 'lower right', got {legend!r}")
     xs = [p[0] for p in pts]
     ys = [p[1] for p in pts]
     x0, x1 = min(xs), max(xs)
@@ -156,7 +160,8 @@ def line_chart(
     if rows:
         widths = [cv2.getTextSize(s.label, _FONT, 0.4, 1)[0][0] for s in rows]
         box_w, box_h = max(widths) + 40, 16 * len(rows) + 8
-        bx, by = left + pw - box_w - 6, top + 6
+        bx = left + pw - box_w - 6
+        by = top + 6 if legend == "upper right" else top + ph - box_h - 6
         cv2.rectangle(img, (bx, by), (bx + box_w, by + box_h), (255, 255, 255), -1)
         cv2.rectangle(img, (bx, by), (bx + box_w, by + box_h), grey, 1)
         for i, s in enumerate(rows):
