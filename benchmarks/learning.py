@@ -2,6 +2,7 @@
 
     python -m benchmarks.learning [--out benchmarks/results] [--weights official]
         [--scratch-steps 2000] [--finetune-steps 400] [--read-noise-scale 4] [--smoke]
+    python -m benchmarks.learning --from-json benchmarks/results/learning.json  # redraw
 
 Both runs go through the real training code: `jaxdark.training.loop.train_and_evaluate`
 (which builds the grain pipeline over `jaxdark.data.synthetic_source`, the jitted step of
@@ -80,6 +81,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="",
         help="JAX persistent compilation cache (default: WORKDIR/jax_cache), so the "
         "evaluators and the second run reuse compiled programs",
+    )
+    p.add_argument(
+        "--from-json",
+        default="",
+        help="no training: redraw the plot and tables of an earlier learning.json",
     )
     p.add_argument(
         "--smoke",
@@ -447,11 +453,16 @@ def plot(r: dict[str, Any]) -> np.ndarray:
 
 def write_outputs(r: dict[str, Any], out: Path) -> list[Path]:
     """``learning.png``, ``learning.md``, ``learning.json`` in ``out``."""
-    from jaxdark.fileio import write_atomic, write_image
+    import cv2
+
+    from jaxdark.fileio import write_atomic
 
     out.mkdir(parents=True, exist_ok=True)
     png, md, js = out / "learning.png", out / "learning.md", out / "learning.json"
-    write_image(png, plot(r), "png")
+    ok, data = cv2.imencode(".png", plot(r)[..., ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    if not ok:
+        raise OSError(f"{png}: OpenCV could not encode the plot")
+    write_atomic(png, lambda tmp: tmp.write_bytes(data.tobytes()))
     text = markdown(r)
     write_atomic(md, lambda tmp: tmp.write_text(text))
     write_atomic(js, lambda tmp: tmp.write_text(json.dumps(r, indent=1)))
@@ -466,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
     from jaxdark.errors import JaxdarkError, one_line
 
     try:
-        result = run(args)
+        result = json.loads(Path(args.from_json).read_text()) if args.from_json else run(args)
     except (JaxdarkError, OSError) as e:  # missing weights, unwritable folders, ...
         print(f"benchmarks.learning: error: {one_line(e)}", file=sys.stderr)
         return 2

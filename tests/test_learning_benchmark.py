@@ -44,6 +44,10 @@ def test_smoke_run_writes_plot_and_tables(tmp_path, capsys):
     assert "(b) Fine-tuning the official weights" in capsys.readouterr().out
     assert (work / "scratch" / "checkpoints").is_dir()  # real training runs
     assert (work / "finetune_original" / "checkpoints").is_dir()
+    # redrawing from the JSON gives the same tables, without training
+    again = tmp_path / "again"
+    assert main(["--from-json", str(out / "learning.json"), "--out", str(again)]) == 0
+    assert (again / "learning.md").read_text() == text
 
 
 def test_flags():
