@@ -80,7 +80,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--compile-cache",
         default="",
         help="JAX persistent compilation cache (default: WORKDIR/jax_cache), so the "
-        "evaluators and the second run reuse compiled programs",
+        "evaluators and the second run reuse compiled programs; 'off': none (the setting "
+        "is process-wide, so in-process callers such as tests pass 'off')",
     )
     p.add_argument(
         "--from-json",
@@ -206,7 +207,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     work.mkdir(parents=True, exist_ok=True)
     for sub in ("init", "scratch", "finetune_noisy", "finetune_original"):
         shutil.rmtree(work / sub, ignore_errors=True)
-    enable_compile_cache(Path(args.compile_cache or work / "jax_cache"))
+    if args.compile_cache != "off":
+        enable_compile_cache(Path(args.compile_cache or work / "jax_cache"))
     official_path = str(resolve_weights(args.weights))
     official = load_model(official_path)
 

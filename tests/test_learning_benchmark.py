@@ -18,7 +18,15 @@ from tests.tiny_model import save_tiny
 def test_smoke_run_writes_plot_and_tables(tmp_path, capsys):
     init, other = save_tiny(tmp_path / "init", seed=0), save_tiny(tmp_path / "other", seed=1)
     out, work = tmp_path / "out", tmp_path / "work"
-    argv = ["--smoke", "--init-weights", str(init), "--weights", str(other)]
+    argv = [
+        "--smoke",
+        "--init-weights",
+        str(init),
+        "--weights",
+        str(other),
+        "--compile-cache",
+        "off",
+    ]
     assert main([*argv, "--out", str(out), "--workdir", str(work)]) == 0
     r = json.loads((out / "learning.json").read_text())
     a, b = r["scratch"], r["finetune"]
