@@ -11,9 +11,9 @@ true float32 products on any backend) and compares with:
 * ``model bf16``: the NNX model with compute dtype bfloat16 (`jaxdark.precision`), the
   training path: bfloat16 activations between layers.
 
-Inputs: the demo scene (`jaxdark.cli.demo`'s synthetic scene through its simulated sensor,
+Inputs: the chart scene (`jaxdark.chart`, the earlier demo's scene, through its simulated sensor,
 normalised like `jaxdark.raw.read_raw` and amplified by ``estimate_amplification(m=5)``,
-as `jaxdark demo` restores it), a uniform random mosaic in [0, 1), and a dark random
+as `jaxdark restore` would restore it), a uniform random mosaic in [0, 1), and a dark random
 mosaic (values ``u**4 * 0.03``) amplified the same way. Reported per pair: max and mean
 absolute difference and the PSNR (dB, data range 1) of the bfloat16 output against the
 float32 one. Uses the official weights when found (else a freshly initialised network).
@@ -49,7 +49,7 @@ def compare(test: np.ndarray, ref: np.ndarray) -> dict[str, float]:
 def demo_input(height: int, width: int, m: float = DEMO_M, seed: int = 0) -> np.ndarray:
     """The demo's dark scene as the network sees it: (1, H, W, 1) amplified mosaic."""
     from jaxdark.amplifier import estimate_amplification
-    from jaxdark.cli.demo import BLACK_LEVEL, WHITE_LEVEL, simulate_raw, synthetic_scene
+    from jaxdark.chart import BLACK_LEVEL, WHITE_LEVEL, simulate_raw, synthetic_scene
 
     raw = simulate_raw(synthetic_scene(height, width), seed=seed).astype(np.float32)
     mosaic = np.maximum(raw - BLACK_LEVEL, 0.0) / np.float32(WHITE_LEVEL - BLACK_LEVEL)

@@ -33,8 +33,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # scikit-image's photos are 300-1411 px; a 512 crop would leave out 7 of the 12.
     c.crop_size = 256 if arg != "local" else 128
     c.synthetic_fraction = 0.5  # share of synthetic pairs when SID is configured too
-    # Validation in train.py reads SID (jaxdark.evaluation.Evaluator): off here.
-    c.eval_every_steps = 0
+    # Validation: without SID, held-out synthetic pairs (jaxdark.evaluation.synthetic):
+    # each validation photo once, whole, with fixed draws; every eval_every_steps steps.
+    c.num_eval_pairs = 3
     if arg == "local":
         c.worker_count = 0
     else:

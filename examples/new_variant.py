@@ -17,7 +17,9 @@ import numpy as np
 from flax import nnx
 
 from jaxdark import Restorer, metrics, models
-from jaxdark.cli.demo import BLACK_LEVEL, WHITE_LEVEL, simulate_raw, synthetic_scene
+from jaxdark.chart import simulate_raw, synthetic_scene
+from jaxdark.constants import SID_BLACK_LEVEL as BLACK_LEVEL
+from jaxdark.constants import SID_WHITE_LEVEL as WHITE_LEVEL
 from jaxdark.models import check_input, register
 from jaxdark.ops import pixel_shuffle, pixel_unshuffle
 from jaxdark.training.optim import make_optimizer

@@ -9,11 +9,11 @@ import pytest
 
 from benchmarks.bf16_error import compare, demo_input
 from jaxdark.cli import main
-from jaxdark.convert import load_model
 from jaxdark.dng import write_dng
 from jaxdark.errors import JaxdarkError
 from jaxdark.inference import apply_folded, fold_params
 from jaxdark.restorer import Restorer
+from jaxdark.weights import load_model
 from tests.random_weights import random_model
 
 

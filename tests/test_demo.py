@@ -1,62 +1,143 @@
-"""``jaxdark demo``: a real DNG of a synthetic dark scene, restored like ``jaxdark restore``."""
+"""``jaxdark demo``: a real photo made dark, written as a DNG, restored like ``jaxdark restore``."""
+
+import subprocess
+import sys
 
 import cv2
 import numpy as np
 import pytest
 
 import jaxdark
+from jaxdark import metrics
 from jaxdark.cli import main
 from jaxdark.cli.demo import (
-    BLACK_LEVEL,
-    naive_brighten,
+    CAPTION_HEIGHT,
+    DEMO_GAINS,
+    GAP,
+    caption,
+    load_photo,
+    sample_photo_path,
     side_by_side,
-    simulate_raw,
-    synthetic_scene,
 )
+from jaxdark.constants import SID_BLACK_LEVEL
+from jaxdark.data.naive import bilinear_demosaic, naive_brighten
+from jaxdark.data.synthetic import mosaic_rggb, synthesize_pair
 from jaxdark.raw import read_raw
+from tests.tiny_model import save_tiny
+
+TRAINING_MODULES = ("grain", "tensorflow_datasets", "tensorboardX", "ml_collections")
 
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
-    from jaxdark.convert import save_converted
-
-    path = tmp_path_factory.mktemp("weights") / "ckpt"
-    save_converted(jaxdark.create_model(seed=0), path)
-    return path
+    return save_tiny(tmp_path_factory.mktemp("weights") / "ckpt")  # a small network
 
 
-def test_demo_writes_dng_and_three_pngs(weights, tmp_path, capsys):
+def _rgb(path):
+    return cv2.imread(str(path), cv2.IMREAD_COLOR)[..., ::-1]
+
+
+def test_demo_writes_dng_pngs_and_scores(weights, tmp_path):
+    """One run in a fresh process (so its imports can be checked): files, sizes, the
+    restoration equals `Restorer` on the DNG, printed scores equal `jaxdark.metrics`."""
     out = tmp_path / "demo"
-    args = ["demo", "--weights", str(weights), "--out-dir", str(out)]
-    assert main([*args, "--height", "64", "--width", "96"]) == 0
+    code = (
+        "import sys; from jaxdark.cli import main; "
+        f"rc = main(['demo', '--weights', {str(weights)!r}, '--out-dir', {str(out)!r}, "
+        "'--crop', '64', '--ratio', '100', '--seed', '3']); "
+        f"print('TRAINING', sorted(m for m in {TRAINING_MODULES!r} if m in sys.modules)); "
+        "sys.exit(rc)"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    stdout = run.stdout
+    assert "TRAINING []" in stdout  # the demo stays on the core install
+    assert "astronaut.png" in stdout and "100x darker" in stdout
+
     frame = read_raw(out / "dark_scene.dng")
-    assert frame.pattern == "RGGB" and frame.shape == (64, 96)
-    assert frame.black_levels == (BLACK_LEVEL,) * 4 and frame.white_level == 16383
-    assert frame.mosaic.mean() < 0.01  # extremely dark
-    naive = cv2.imread(str(out / "naive.png"))
-    restored = cv2.imread(str(out / "restored.png"))
-    both = cv2.imread(str(out / "side_by_side.png"))
-    assert naive.shape == restored.shape == (64, 96, 3)
-    assert both.shape == (64, 2 * 96 + 8, 3)
-    np.testing.assert_array_equal(both[:, 104:], restored)
-    expected = jaxdark.Restorer(weights).restore_file(out / "dark_scene.dng")
-    np.testing.assert_array_equal(restored[..., ::-1], np.rint(expected * 255).astype(np.uint8))
-    assert "restored.png" in capsys.readouterr().out
+    assert frame.pattern == "RGGB" and frame.shape == (64, 64)
+    assert frame.black_levels == (SID_BLACK_LEVEL,) * 4 and frame.white_level == 16383
+    assert frame.mosaic.mean() < 0.02  # extremely dark
+    original, naive, restored = (_rgb(out / f"{n}.png") for n in ("original", "naive", "restored"))
+    assert original.shape == naive.shape == restored.shape == (64, 64, 3)
+    both = _rgb(out / "side_by_side.png")
+    assert both.shape == (64 + CAPTION_HEIGHT, 3 * 64 + 2 * GAP, 3)
+    np.testing.assert_array_equal(both[CAPTION_HEIGHT:, -64:], restored)
+    np.testing.assert_array_equal(both[CAPTION_HEIGHT:, :64], original)
+
+    restorer = jaxdark.Restorer(weights)
+    expected = restorer.restore_file(out / "dark_scene.dng", amplification=100.0)
+    np.testing.assert_array_equal(restored, np.rint(expected * 255).astype(np.uint8))
+    # the printed scores are jaxdark.metrics of the float images against the original,
+    # which the same draws rebuild exactly
+    photo, _ = load_photo("astronaut", crop=64)
+    pair = synthesize_pair(photo, np.random.default_rng(3), ratio=100.0, gains=DEMO_GAINS)
+    truth = metrics.ground_truth_to_unit(pair.target)
+    np.testing.assert_array_equal(original, np.rint(truth * 255).astype(np.uint8))
+    mosaic = frame.mosaic
+    naive_f = naive_brighten(mosaic, 100.0, pair.gains, data_maximum=float(pair.clean.max()) - 512)
+    np.testing.assert_array_equal(naive, np.rint(naive_f * 255).astype(np.uint8))
+    rows = {line.split()[0]: line.split()[-2:] for line in stdout.splitlines() if "  " in line}
+    for name, image in (("naive", naive_f), ("restored", expected)):
+        m = metrics.image_metrics(image, truth)
+        assert rows[name] == [f"{m['psnr']:.2f}", f"{m['ssim']:.3f}"], stdout
 
 
-def test_simulated_raw_is_dark_noisy_rggb():
-    scene = synthetic_scene(64, 96)
-    assert scene.shape == (64, 96, 3) and 0 <= scene.min() and scene.max() <= 1
-    raw = simulate_raw(scene, seed=0)
-    assert raw.dtype == np.uint16 and raw.shape == (64, 96)
-    level = raw.astype(np.float64) - BLACK_LEVEL
-    assert 0 < level.mean() < 0.01 * (16383 - BLACK_LEVEL)
-    assert not np.array_equal(raw, simulate_raw(scene, seed=1))  # noise
+def test_demo_estimated_amplification_and_bad_input(weights, tmp_path, capsys):
+    photo = np.random.default_rng(0).integers(0, 256, (40, 50, 3), np.uint8)
+    cv2.imwrite(str(tmp_path / "p.png"), photo)
+    out = tmp_path / "demo"
+    args = ["demo", "--weights", str(weights), "--out-dir", str(out), "--photo"]
+    assert main([*args, str(tmp_path / "p.png"), "--m", "5"]) == 0
+    stdout = capsys.readouterr().out
+    assert "(m=5)" in stdout and read_raw(out / "dark_scene.dng").shape == (40, 50)
+    for extra, message in (
+        (["nosuchphoto"], "no such file and not a scikit-image sample photo"),
+        ([str(tmp_path / "p.png"), "--ratio", "400"], "--ratio must be in [1, 300]"),
+        ([str(tmp_path / "p.png"), "--crop", "48"], "--crop 48 is larger than the photo"),
+        ([str(tmp_path / "p.png"), "--crop", "33"], "even number >= 32"),
+    ):
+        assert main([*args, *extra]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1
 
 
-def test_naive_brightening_and_side_by_side():
-    mosaic = np.full((64, 96), 0.01, np.float32)
-    image = naive_brighten(mosaic, 20.0)
-    assert image.shape == (64, 96, 3) and 0 <= image.min() and image.max() <= 1
-    pair = side_by_side(image, image, gap=4)
-    assert pair.shape == (64, 196, 3) and (pair[:, 96:100] == 1).all()
+def test_sample_photos_and_crop():
+    assert sample_photo_path("astronaut").name == "astronaut.png"
+    assert sample_photo_path("rocket.jpg").name == "rocket.jpg"
+    assert sample_photo_path("../astronaut.png") is None and sample_photo_path("nope") is None
+    image, what = load_photo("astronaut", crop=100)
+    assert image.shape == (100, 100, 3) and image.dtype == np.uint8 and "astronaut" in what
+    full, _ = load_photo("astronaut")
+    np.testing.assert_array_equal(image, full[206:306, 206:306])
+
+
+def test_naive_brightening_develops_like_the_target():
+    """A noiseless mosaic of a smooth scene, brightened by 1, develops to (almost) the
+    target that `jaxdark.data.synthetic.develop` makes of its true colours."""
+    from jaxdark.data.synthetic import develop
+
+    yy, xx = np.mgrid[0:64, 0:96].astype(np.float32)
+    camera = np.stack([0.2 + 0.002 * xx, 0.3 + 0.001 * yy, 0.25 + 0.001 * (xx + yy)], -1)
+    span = 16383 - SID_BLACK_LEVEL
+    mosaic = mosaic_rggb(camera)  # normalised: white level 1
+    naive = naive_brighten(mosaic / 4, 4.0, DEMO_GAINS)
+    target = develop(camera * span, DEMO_GAINS) / 65535.0
+    assert naive.shape == (64, 96, 3) and naive.dtype == np.float32
+    # bilinear interpolation of a linear ramp is exact away from the borders
+    np.testing.assert_allclose(naive[2:-2, 2:-2], target[2:-2, 2:-2], atol=2e-3)
+    assert np.abs(naive - target).max() < 0.02
+    rgb = bilinear_demosaic(mosaic)
+    np.testing.assert_array_equal(rgb[0::2, 0::2, 0], mosaic[0::2, 0::2])  # known samples kept
+    np.testing.assert_array_equal(rgb[1::2, 0::2, 1], mosaic[1::2, 0::2])
+    with pytest.raises(ValueError, match="even sides"):
+        bilinear_demosaic(np.zeros((5, 6)))
+
+
+def test_caption_and_side_by_side():
+    image = np.zeros((40, 300, 3), np.float32)
+    captioned = caption(image, "hello")
+    assert captioned.shape == (40 + CAPTION_HEIGHT, 300, 3)
+    assert captioned[:CAPTION_HEIGHT].min() == 0 and captioned[0].min() == 1  # text drawn
+    row = side_by_side([image, image, image], gap=4)
+    assert row.shape == (40, 908, 3) and (row[:, 300:304] == 1).all()

@@ -285,14 +285,9 @@ assert not [m for m in sys.modules if m.split(".")[0] in ("jax", "jaxlib", "jaxd
 
 @pytest.mark.slow
 def test_example_restores_demo_dng_like_jaxdark_restore(official_weights, tmp_path):
-    from jaxdark.cli.demo import (
-        BLACK_LEVEL,
-        NEUTRAL,
-        WHITE_LEVEL,
-        XYZ_TO_CAMERA,
-        simulate_raw,
-        synthetic_scene,
-    )
+    from jaxdark.chart import NEUTRAL, XYZ_TO_CAMERA, simulate_raw, synthetic_scene
+    from jaxdark.constants import SID_BLACK_LEVEL as BLACK_LEVEL
+    from jaxdark.constants import SID_WHITE_LEVEL as WHITE_LEVEL
     from jaxdark.dng import write_dng
 
     # the demo's DNG, at the demo's default size

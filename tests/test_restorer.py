@@ -134,7 +134,7 @@ def test_tiled_network_output_shape_and_range(model):
 
 @pytest.mark.slow
 def test_tiled_official_output_is_close_to_whole_frame(official_weights):
-    from jaxdark.cli.demo import simulate_raw, synthetic_scene
+    from jaxdark.chart import simulate_raw, synthetic_scene
 
     raw = simulate_raw(synthetic_scene(384, 512), seed=1)
     x = np.maximum(raw.astype(np.float32) - 512, 0) / (16383 - 512)

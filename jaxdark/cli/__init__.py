@@ -18,7 +18,7 @@ from jaxdark.errors import JaxdarkError, one_line
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("jaxdark.cli.convert", "convert a PyTorch checkpoint to a jaxdark (orbax) one"),
     "restore": ("jaxdark.cli.restore", "restore dark RAW files to sRGB images"),
-    "demo": ("jaxdark.cli.demo", "restore a synthetic dark DNG scene and save a side-by-side"),
+    "demo": ("jaxdark.cli.demo", "restore a photo made extremely dark (a real DNG) and compare"),
     "export": ("jaxdark.cli.export", "export the network to ONNX or StableHLO"),
 }
 

@@ -1,18 +1,24 @@
-"""``jaxdark demo``: restore a synthetic, extremely dark scene, end to end.
+"""``jaxdark demo``: a real photograph made extremely dark, then restored, end to end.
 
-    jaxdark demo --weights PATH [--out-dir DIR] [--m M]
+    jaxdark demo [--weights official|PATH] [--out-dir DIR] [--photo NAME|FILE]
+                 [--ratio R] [--seed S] [--m M] [--crop N]
 
-It renders a colourful test scene, simulates a 14-bit RGGB sensor with the colour
-response of the Sony a7S the network was trained on photographing it at about 1/200
-of a normal exposure (photon shot noise, read noise, black level 512),
-writes that as a real DNG raw file, and restores the file through exactly the code
-``jaxdark restore`` runs. It saves, in DIR (default ``demo_out``):
+A photo (by default scikit-image's ``astronaut``) is turned into the clean long exposure
+of a Sony a7S II, the camera of SID, and into a dark exposure ``--ratio`` times shorter
+with the camera's calibrated noise (`jaxdark.data.synthetic`: unprocessing, ELD's noise
+model). The dark exposure is written as a real DNG and restored through exactly the code
+``jaxdark restore`` runs. The reference image ("original") is the clean exposure
+developed the way SID's ground truth is developed. In DIR (default ``demo_out``):
 
-* ``dark_scene.dng``: the raw file;
-* ``naive.png``: the raw data brightened by the same factor, plainly demosaicked and
-  gamma-encoded: what brightening alone gives;
-* ``restored.png``: the network's restoration;
-* ``side_by_side.png``: the two next to each other.
+* ``dark_scene.dng``: the dark raw file (readable by rawpy, darktable, ...);
+* ``original.png``: the clean long exposure, developed like SID's ground truth;
+* ``naive.png``: the dark raw brightened by the same factor and developed the same way,
+  without denoising (`jaxdark.data.naive`);
+* ``restored.png``: the network's restoration, as ``jaxdark restore`` writes it;
+* ``side_by_side.png``: original | naive | restored, captioned with PSNR / SSIM.
+
+It prints PSNR and SSIM (`jaxdark.metrics`) of the naive and restored images against
+the original.
 """
 
 from __future__ import annotations
@@ -23,20 +29,16 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxdark.constants import SID_BLACK_LEVEL as BLACK_LEVEL
-from jaxdark.constants import SID_WHITE_LEVEL as WHITE_LEVEL
-from jaxdark.data.synthetic import SRGB_TO_XYZ, XYZ_TO_CAMERA
-from jaxdark.dng import write_dng
+from jaxdark.constants import MAX_AMPLIFICATION, SID_BLACK_LEVEL, SID_WHITE_LEVEL
+from jaxdark.errors import JaxdarkError
 
-# Camera RGB of a white surface: the white balance the official network handles best
-# (found by searching the raw colour it renders as neutral grey).
-NEUTRAL = (0.5, 1.0, 0.5)
-
-
-def srgb_to_camera_matrix() -> np.ndarray:
-    """3x3 matrix from linear sRGB to this sensor's raw RGB, white mapping to `NEUTRAL`."""
-    m = XYZ_TO_CAMERA @ SRGB_TO_XYZ
-    return m / (m @ np.ones(3))[:, None] * np.asarray(NEUTRAL)[:, None]
+DEFAULT_PHOTO = "astronaut"
+DEFAULT_RATIO = 250.0
+# Camera white balance of the demo shot (R, G, B multipliers; as-shot neutral = 1/gains):
+# the raw colour the official network renders as neutral grey (found by search).
+DEMO_GAINS = (2.0, 1.0, 2.0)
+CAPTION_HEIGHT = 30
+GAP = 8
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,140 +51,179 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out-dir", default="demo_out", help="output folder (default demo_out)")
     parser.add_argument(
-        "--m", type=float, default=5.0, help="brightness of the estimated amplification"
+        "--photo",
+        default=DEFAULT_PHOTO,
+        help="a scikit-image sample photo by name (default astronaut) or a PNG/JPEG/TIFF file",
     )
-    parser.add_argument("--height", type=int, default=512, help="scene height in pixels")
-    parser.add_argument("--width", type=int, default=768, help="scene width in pixels")
-    parser.add_argument("--seed", type=int, default=0, help="noise seed")
+    parser.add_argument(
+        "--ratio",
+        type=float,
+        default=DEFAULT_RATIO,
+        help="exposure ratio: how many times darker the shot is (default 250; SID: 100-300)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the noise and camera draws")
+    parser.add_argument(
+        "--m",
+        type=float,
+        default=None,
+        help="estimate the amplification with brightness M (as 'jaxdark restore --m'); "
+        "default: amplify by the exposure ratio",
+    )
+    parser.add_argument(
+        "--crop", type=int, default=0, help="use the centre N x N pixels of the photo (0: all)"
+    )
 
 
-def synthetic_scene(height: int, width: int) -> np.ndarray:
-    """A linear-light RGB test scene in [0, 1]: gradient sky, colour chart, discs, bars."""
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    v, u = yy / max(height - 1, 1), xx / max(width - 1, 1)
-    scene = np.empty((height, width, 3), np.float32)
-    # sky: blue to warm horizon
-    scene[..., 0] = 0.15 + 0.55 * v
-    scene[..., 1] = 0.25 + 0.35 * v
-    scene[..., 2] = 0.75 - 0.35 * v
-    # ground: green with a soft brightness ramp
-    ground = v > 0.62
-    scene[ground] = np.stack([0.12 + 0.2 * u, 0.35 + 0.2 * u, 0.1 + 0.05 * u], -1)[ground]
-    # a colour chart: 2 x 6 patches
-    chart = [
-        (0.45, 0.30, 0.25), (0.75, 0.55, 0.45), (0.35, 0.45, 0.65), (0.30, 0.40, 0.20),
-        (0.50, 0.50, 0.75), (0.40, 0.75, 0.65), (0.85, 0.45, 0.10), (0.25, 0.30, 0.65),
-        (0.75, 0.30, 0.35), (0.35, 0.20, 0.40), (0.60, 0.75, 0.20), (0.90, 0.65, 0.10),
-    ]  # fmt: skip
-    ph, pw = height // 8, width // 10
-    top, left = height // 10, width // 2 - 3 * pw
-    for k, rgb in enumerate(chart):
-        r0, c0 = top + (k // 6) * (ph + 4), left + (k % 6) * (pw + 4)
-        scene[r0 : r0 + ph, c0 : c0 + pw] = rgb
-    # discs of pure-ish colours
-    for cx, cy, rgb in ((0.15, 0.75, (0.9, 0.1, 0.1)), (0.5, 0.8, (0.1, 0.8, 0.2)),
-                        (0.85, 0.75, (0.15, 0.2, 0.95))):  # fmt: skip
-        disc = (u - cx) ** 2 * (width / height) ** 2 + (v - cy) ** 2 < 0.012
-        scene[disc] = rgb
-    # fine black-and-white bars (detail the noise hides)
-    bars = (v > 0.45) & (v < 0.58) & (u > 0.05) & (u < 0.3)
-    scene[bars] = ((xx[bars] // 3) % 2)[:, None] * 0.9 + 0.05
-    return np.clip(scene, 0.0, 1.0)
+def sample_photo_path(name: str) -> Path | None:
+    """Path of scikit-image's bundled sample photo ``name`` (with or without suffix)."""
+    import skimage.data
+
+    from jaxdark.data.synthetic_source import PHOTO_SUFFIXES
+
+    folder = Path(skimage.data.__file__).parent
+    candidates = [name] if Path(name).suffix else [name + s for s in PHOTO_SUFFIXES]
+    for candidate in candidates:
+        if "/" not in candidate and (folder / candidate).is_file():
+            return folder / candidate
+    return None
 
 
-def simulate_raw(
-    scene: np.ndarray, exposure: float = 1 / 200, seed: int = 0, full_well: float = 20000.0
-) -> np.ndarray:
-    """RGGB 14-bit raw counts of a linear sRGB ``scene`` at a fraction ``exposure`` of a
-    normal exposure: camera colour response, photon shot noise, read noise, black level."""
-    rng = np.random.default_rng(seed)
-    h, w = scene.shape[:2]
-    h, w = h - h % 2, w - w % 2
-    cam = np.einsum("ij,hwj->hwi", srgb_to_camera_matrix(), scene[:h, :w])
-    cam = np.clip(cam, 0.0, None).astype(np.float32)
-    mosaic = np.empty((h, w), np.float32)
-    mosaic[0::2, 0::2] = cam[0::2, 0::2, 0]
-    mosaic[0::2, 1::2] = cam[0::2, 1::2, 1]
-    mosaic[1::2, 0::2] = cam[1::2, 0::2, 1]
-    mosaic[1::2, 1::2] = cam[1::2, 1::2, 2]
-    electrons = rng.poisson(mosaic * exposure * full_well).astype(np.float32)
-    signal = electrons * (WHITE_LEVEL - BLACK_LEVEL) / full_well
-    noisy = signal + rng.normal(0.0, 2.5, signal.shape) + BLACK_LEVEL
-    return np.clip(np.rint(noisy), 0, WHITE_LEVEL).astype(np.uint16)
+def load_photo(photo: str, crop: int = 0) -> tuple[np.ndarray, str]:
+    """(H, W, 3) photo (uint8/uint16) and its description: a scikit-image sample by name
+    or a file; ``crop`` > 0 keeps the centre ``crop`` x ``crop`` pixels."""
+    from jaxdark.data.synthetic_source import read_photo
+
+    sample = sample_photo_path(photo)
+    if sample is not None:
+        path, what = sample, f"scikit-image sample photo {sample.name}"
+    else:
+        path, what = Path(photo), str(photo)
+        if not path.is_file():
+            raise JaxdarkError(
+                f"--photo {photo}: no such file and not a scikit-image sample photo "
+                "(e.g. astronaut, motorcycle_left, coffee)"
+            )
+    image = read_photo(path)
+    h, w = image.shape[:2]
+    if crop:
+        if crop < 32 or crop % 2:
+            raise ValueError(f"--crop must be 0 or an even number >= 32, got {crop}")
+        if crop > min(h, w):
+            raise ValueError(f"--crop {crop} is larger than the photo ({w}x{h})")
+        top, left = (h - crop) // 2, (w - crop) // 2
+        image = image[top : top + crop, left : left + crop]
+    elif min(h, w) < 32:
+        raise ValueError(f"{path}: {w}x{h} is too small; the photo needs sides >= 32")
+    return image, what
 
 
-def naive_brighten(mosaic: np.ndarray, amplification: float) -> np.ndarray:
-    """Brighten an RGGB mosaic, demosaic (2x2 cells, bilinear up), convert the camera's
-    colours to sRGB and gamma-encode: the same colour pipeline, no denoising."""
+def caption(image: np.ndarray, text: str, height: int = CAPTION_HEIGHT) -> np.ndarray:
+    """``image`` (H, W, 3 in [0, 1]) with a white strip above it holding ``text``."""
     import cv2
 
-    x = mosaic * np.float32(amplification)
-    h, w = x.shape[0] - x.shape[0] % 2, x.shape[1] - x.shape[1] % 2
-    x = x[:h, :w]
-    half = np.stack([x[0::2, 0::2], 0.5 * (x[0::2, 1::2] + x[1::2, 0::2]), x[1::2, 1::2]], axis=-1)
-    to_srgb = np.linalg.inv(srgb_to_camera_matrix()).astype(np.float32)
-    half = np.einsum("ij,hwj->hwi", to_srgb, half)
-    rgb = cv2.resize(half, (mosaic.shape[1], mosaic.shape[0]), interpolation=cv2.INTER_LINEAR)
-    rgb = np.clip(rgb, 0.0, 1.0)
-    return np.where(rgb <= 0.0031308, 12.92 * rgb, 1.055 * rgb ** (1 / 2.4) - 0.055)
+    strip = np.full((height, image.shape[1], 3), 255, np.uint8)  # putText draws on 8 bits
+    scale = 0.5 if image.shape[1] >= 256 else 0.3
+    cv2.putText(strip, text, (4, height - 10), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1)
+    return np.concatenate([strip / np.float32(255.0), image.astype(np.float32)], axis=0)
 
 
-def side_by_side(left: np.ndarray, right: np.ndarray, gap: int = 8) -> np.ndarray:
-    """Two (H, W, 3) images next to each other with a white gap."""
-    spacer = np.ones((left.shape[0], gap, 3), left.dtype)
-    return np.concatenate([left, spacer, right], axis=1)
+def side_by_side(images: list[np.ndarray], gap: int = GAP) -> np.ndarray:
+    """(H, W, 3) images next to each other with white gaps of ``gap`` pixels."""
+    spacer = np.ones((images[0].shape[0], gap, 3), np.float32)
+    parts: list[np.ndarray] = []
+    for i, image in enumerate(images):
+        parts += ([spacer] if i else []) + [image.astype(np.float32)]
+    return np.concatenate(parts, axis=1)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Write the DNG, restore it like ``jaxdark restore``, save the three PNGs."""
-    import cv2
-
+    """Make the dark DNG, restore it like ``jaxdark restore``, save and score the images."""
+    from jaxdark import metrics
     from jaxdark.amplifier import check_m
     from jaxdark.cli.restore import restore_one
+    from jaxdark.data.naive import naive_brighten
+    from jaxdark.data.synthetic import XYZ_TO_CAMERA, SynthesisConfig, synthesize_pair
+    from jaxdark.dng import write_dng
     from jaxdark.fileio import write_image
     from jaxdark.raw import read_raw
     from jaxdark.restorer import Restorer
 
-    if args.height < 32 or args.width < 32:
-        raise ValueError(f"--height and --width must be >= 32, got {args.height}x{args.width}")
-    check_m(args.m)
+    if not 1.0 <= args.ratio <= MAX_AMPLIFICATION:
+        raise ValueError(f"--ratio must be in [1, {MAX_AMPLIFICATION:g}], got {args.ratio:g}")
+    if args.seed < 0:
+        raise ValueError(f"--seed must be >= 0, got {args.seed}")
+    if args.m is not None:
+        check_m(args.m)
+    photo, what = load_photo(args.photo, args.crop)
     out_dir = Path(args.out_dir)
     start = time.perf_counter()
     restorer = Restorer(args.weights)  # bad weights fail before anything is written
     loaded = f"loaded {args.weights} in {time.perf_counter() - start:.2f}s"
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    scene = synthetic_scene(args.height, args.width)
-    raw = simulate_raw(scene, seed=args.seed)
+    rng = np.random.default_rng(args.seed)
+    pair = synthesize_pair(
+        photo, rng, SynthesisConfig(), ratio=args.ratio, gains=DEMO_GAINS, name=args.photo
+    )
+    n = pair.noise
+    print(
+        f"photo: {what}, {pair.mosaic.shape[1]}x{pair.mosaic.shape[0]}; shot {args.ratio:g}x "
+        f"darker on a simulated Sony a7S II (ELD noise: gain {n.k:.3g} DN/e-, read noise "
+        f"{n.read_scale:.3g} DN ({n.read_model}), row noise {n.row_scale:.3g} DN)"
+    )
     dng = write_dng(
         out_dir / "dark_scene.dng",
-        raw,
+        pair.mosaic,
         pattern="RGGB",
-        black_levels=BLACK_LEVEL,
-        white_level=WHITE_LEVEL,
+        black_levels=SID_BLACK_LEVEL,
+        white_level=SID_WHITE_LEVEL,
         model="Synthetic dark scene",
-        as_shot_neutral=NEUTRAL,
+        as_shot_neutral=tuple(1.0 / np.asarray(pair.gains)),
         color_matrix=XYZ_TO_CAMERA,
     )
-    level = raw.mean() - BLACK_LEVEL
+    level = pair.mosaic.mean() - SID_BLACK_LEVEL
     print(
-        f"wrote {dng} ({raw.shape[1]}x{raw.shape[0]}, 14-bit RGGB, mean level "
-        f"{level:.1f} of {WHITE_LEVEL - BLACK_LEVEL} above black)"
+        f"wrote {dng} (14-bit RGGB, mean level {level:.1f} of "
+        f"{SID_WHITE_LEVEL - SID_BLACK_LEVEL} above black)"
     )
 
     print(loaded)
-    target = (args.m, out_dir / "restored.png")
-    result = restore_one(restorer, dng, [target], None, "png", overwrite=True)
+    amplification = None if args.m is not None else float(args.ratio)
+    result = restore_one(
+        restorer, dng, [(args.m, out_dir / "restored.png")], amplification, "png", overwrite=True
+    )
     if result.error:
-        raise ValueError(result.error)
+        raise JaxdarkError(result.error)
     print(result.report)
 
     frame = read_raw(dng)
-    amplification = restorer.amplification(frame.mosaic, args.m)
-    naive = naive_brighten(frame.mosaic, amplification)
-    restored = cv2.imread(str(result.outputs[0]), cv2.IMREAD_COLOR)[..., ::-1] / 255.0
+    a = amplification if amplification is not None else restorer.amplification(frame.mosaic, args.m)
+    restored = restorer.restore_frame(frame, a).image  # compiled already: what was written
+    original = metrics.ground_truth_to_unit(pair.target)
+    clean_max = float(pair.clean.max()) - SID_BLACK_LEVEL
+    naive = naive_brighten(frame.mosaic, a, pair.gains, data_maximum=clean_max)
+    scores = {
+        "naive": metrics.image_metrics(naive, original),
+        "restored": metrics.image_metrics(restored, original),
+    }
+    write_image(out_dir / "original.png", original, "png")
     write_image(out_dir / "naive.png", naive, "png")
-    write_image(out_dir / "side_by_side.png", side_by_side(naive, restored), "png")
-    for name in ("naive.png", "restored.png", "side_by_side.png"):
+
+    def score(name: str) -> str:
+        return f"PSNR {scores[name]['psnr']:.2f} dB, SSIM {scores[name]['ssim']:.3f}"
+
+    panels = [
+        caption(original, "original (clean long exposure)"),
+        caption(naive, f"naive x{a:.4g}: {score('naive')}"),
+        caption(restored, f"restored: {score('restored')}"),
+    ]
+    write_image(out_dir / "side_by_side.png", side_by_side(panels), "png")
+
+    print("against the original (the clean exposure developed like SID's ground truth):")
+    print(f"  {'':<20}{'PSNR dB':>9}{'SSIM':>8}")
+    for name, label in (("naive", "naive brightening"), ("restored", "restored")):
+        print(f"  {label:<20}{scores[name]['psnr']:>9.2f}{scores[name]['ssim']:>8.3f}")
+    for name in ("dark_scene.dng", "original.png", "naive.png", "restored.png"):
         print(f"saved {out_dir / name}")
+    print(f"saved {out_dir / 'side_by_side.png'} (original | naive | restored)")
     return 0

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxdark.data.synthetic import SynthesisConfig, synthesize_pair
+from jaxdark.data.synthetic import SynthesisConfig, SyntheticPair, synthesize_pair
 from jaxdark.errors import JaxdarkError
 
 log = logging.getLogger(__name__)
@@ -268,6 +268,10 @@ class SyntheticPairs:
         return len(self.photos) * self.variants
 
     def __getitem__(self, index: int) -> dict:
+        return self.pair(index).record()
+
+    def pair(self, index: int) -> SyntheticPair:
+        """Record ``index`` as a `SyntheticPair` (with its gains, noise and clean raw)."""
         index = int(index)
         if index < 0:
             raise IndexError(f"index {index} is negative")
@@ -278,8 +282,7 @@ class SyntheticPairs:
             top = int(rng.integers(h - self.window + 1))
             left = int(rng.integers(w - self.window + 1))
             photo = photo[top : top + self.window, left : left + self.window]
-        pair = synthesize_pair(photo, rng, self.config, name=f"{self.names[k]}#{index}")
-        return pair.record()
+        return synthesize_pair(photo, rng, self.config, name=f"{self.names[k]}#{index}")
 
     def __repr__(self) -> str:
         return (

@@ -93,10 +93,10 @@ def _evaluator(config: ml_collections.ConfigDict):
     """The validation evaluator (process 0, when enabled), or None."""
     if config.eval_every_steps <= 0 or jax.process_index() != 0:
         return None
-    from jaxdark.evaluation import Evaluator
+    from jaxdark.evaluation.synthetic import make_evaluator
 
     try:
-        return Evaluator(config)
+        return make_evaluator(config)  # SID's Evaluator, or held-out synthetic pairs
     except (JaxdarkError, OSError, ValueError) as e:
         log.warning("validation disabled: %s", one_line(e))
         return None
