@@ -27,9 +27,10 @@ from __future__ import annotations
 import struct
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 from jaxdark.errors import CheckpointError, flatten
+from jaxdark.pickle_walk import Global, describe, rebuild  # noqa: F401  (re-exported)
 
 HIGHEST_PROTOCOL = 5
 MAX_GLOBAL_NAME = 256  # bytes of a module or attribute name in GLOBAL
@@ -39,42 +40,12 @@ MAX_GLOBAL_NAME = 256  # bytes of a module or attribute name in GLOBAL
 MAX_OPS = 1_000_000
 
 
-class Global(NamedTuple):
-    """A class or function named by the pickle; immutable, and never imported."""
-
-    module: str
-    name: str
-
-    def __str__(self) -> str:
-        return f"{self.module}.{self.name}"
-
-
 class _Mark:
     """The MARK opcode's stack marker."""
 
 
 _MARK = _Mark()
 _SCALAR_KEYS = (str, int, float, bytes, type(None))  # bool is an int
-
-
-def describe(value: Any) -> str:
-    """A short description of an untrusted value that is safe to put into a message.
-
-    Never calls ``repr`` on containers (a shared structure can make that exponential) or
-    on huge integers (their decimal form costs quadratic time).
-    """
-    if value is None or isinstance(value, bool | float):
-        return repr(value)
-    if isinstance(value, int):
-        return (
-            repr(value) if value.bit_length() <= 64 else f"an integer of {value.bit_length()} bits"
-        )
-    if isinstance(value, str):
-        text = value if len(value) <= 60 else value[:57] + "..."
-        return ascii(text)
-    if isinstance(value, Global):
-        return f"global {value}"
-    return f"a {type(value).__name__}"
 
 
 class _Machine:
@@ -405,37 +376,3 @@ def load(
         raise
     except (TypeError, ValueError, OverflowError, struct.error) as e:  # from a factory
         raise machine.fail(f"malformed pickle ({type(e).__name__}: {flatten(str(e))})") from None
-
-
-def rebuild(obj: Any, leaf: Callable[[Any], Any], *, source: str, max_depth: int) -> Any:
-    """Copy ``obj``'s dicts, lists and tuples, replacing every other value by ``leaf(value)``.
-
-    Each container is visited once however often it is shared; nesting deeper than
-    ``max_depth`` and containers that contain themselves raise a one-line
-    `CheckpointError`.
-    """
-    done: dict[int, Any] = {}
-    on_path: set[int] = set()
-
-    def visit(x: Any, depth: int) -> Any:
-        if not isinstance(x, dict | list | tuple) or isinstance(x, Global):
-            return leaf(x)
-        key = id(x)
-        if key in done:
-            return done[key]
-        if key in on_path:
-            raise CheckpointError(f"{source}: a {type(x).__name__} contains itself")
-        if depth >= max_depth:
-            raise CheckpointError(f"{source}: nesting deeper than {max_depth} levels")
-        on_path.add(key)
-        if isinstance(x, dict):
-            out: Any = type(x)((k, visit(v, depth + 1)) for k, v in x.items())
-        elif isinstance(x, list):
-            out = [visit(v, depth + 1) for v in x]
-        else:
-            out = tuple(visit(v, depth + 1) for v in x)
-        on_path.discard(key)
-        done[key] = out
-        return out
-
-    return visit(obj, 0)
