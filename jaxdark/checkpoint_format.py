@@ -44,6 +44,7 @@ def validate_model_config(config: Any) -> dict[str, Any]:
     name = config.get("name", DEFAULT_MODEL)
     if name != DEFAULT_MODEL:
         return _validate_other_model(name, config)
+    named = "name" in config  # records written since the model zoo name their network
     config = {k: v for k, v in config.items() if k != "name"}
     unknown = sorted(str(k) for k in set(config) - {"features", "growth", "dense_layers"})
     if unknown:
@@ -67,7 +68,7 @@ def validate_model_config(config: Any) -> dict[str, Any]:
                 f"a block has {describe(n)} dense layers, expected an integer {llo}..{lhi}"
             )
     out["dense_layers"] = [int(n) for n in layers]
-    return out
+    return {"name": DEFAULT_MODEL, **out} if named else out
 
 
 def _validate_other_model(name: Any, config: dict[str, Any]) -> dict[str, Any]:

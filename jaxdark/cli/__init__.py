@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     command = argv[0] if argv and argv[0] in SUBCOMMANDS else None
     args = build_parser(command).parse_args(argv)
-    console_logging(sys.stderr)
+    console_logging(sys.stderr, exclusive=False)
     try:
         return int(args._run(args) or 0)
     except (JaxdarkError, OSError, ValueError) as e:  # bad input, paths, permissions

@@ -67,8 +67,11 @@ def make_flags_parser(prog: str) -> Callable[[list[str]], list[str]]:
     return parse
 
 
-def console_logging(stream=None) -> None:
-    """Send jaxdark's log records (INFO and up) to ``stream`` (stdout) as plain lines."""
+def console_logging(stream=None, *, exclusive: bool = True) -> None:
+    """Send jaxdark's log records (INFO and up) to ``stream`` (stdout) as plain lines.
+
+    ``exclusive`` stops them from also reaching the root logger (absl's handler there
+    would print them a second time, in its own format)."""
     logger = logging.getLogger("jaxdark")
     if any(getattr(h, "_jaxdark_console", False) for h in logger.handlers):
         return
@@ -77,4 +80,4 @@ def console_logging(stream=None) -> None:
     handler._jaxdark_console = True  # type: ignore[attr-defined]
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
-    logger.propagate = False
+    logger.propagate = not exclusive
