@@ -23,13 +23,10 @@ from jaxdark.constants import SID_WHITE_LEVEL as WHITE_LEVEL
 from jaxdark.models import check_input, register
 from jaxdark.ops import pixel_shuffle, pixel_unshuffle
 from jaxdark.training.optim import make_optimizer
+from jaxdark.training.state import setup_training
 from jaxdark.training.step import (
-    init_train_state,
     make_data_mesh,
     make_global_batch,
-    make_train_step,
-    replicate,
-    split_model,
     to_host,
 )
 
@@ -78,11 +75,10 @@ def main(steps: int = 20, size: int = 128) -> float:
     mosaic = np.maximum(mosaic, 0.0)
     amplification = 200.0  # the exposure ratio simulate_raw used
     model = models.create("tiny_resnet", seed=0, width=16, blocks=2)
-    graphdef, params = split_model(model)
     tx, _ = make_optimizer(1e-3)
     mesh = make_data_mesh(1)
-    step = make_train_step(graphdef, tx, mesh)
-    state = replicate(init_train_state(params, tx), mesh)
+    setup = setup_training(model, tx, mesh)
+    graphdef, step, state = setup.graphdef, setup.train_step, setup.state
     batch = {"input": (amplification * mosaic)[None, :, :, None], "target": target[None]}
     for i in range(steps):
         state, m = step(state, make_global_batch(batch, mesh))

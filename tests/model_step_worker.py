@@ -23,13 +23,11 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
 from jaxdark import models  # noqa: E402
+from jaxdark.training.state import setup_training  # noqa: E402
 from jaxdark.training.step import (  # noqa: E402
     host_scalars,
-    init_train_state,
     make_data_mesh,
     make_global_batch,
-    make_train_step,
-    replicate,
     split_model,
     to_host,
 )
@@ -57,9 +55,10 @@ def main() -> None:
     tx = optax.sgd(1.0)
     result = {}
     for name in sys.argv[3:]:
-        graphdef, params0 = split_model(models.create(name, seed=0))
-        state = replicate(init_train_state(params0, tx), mesh)
-        state, metrics = make_train_step(graphdef, tx, mesh)(state, make_global_batch(batch, mesh))
+        model = models.create(name, seed=0)
+        _, params0 = split_model(model)
+        setup = setup_training(model, tx, mesh)
+        state, metrics = setup.train_step(setup.state, make_global_batch(batch, mesh))
         result[f"{name}/grad"] = flat(params0) - flat(state.params)
         result[f"{name}/loss"] = np.float64(host_scalars(metrics)["loss"])
     np.savez(sys.argv[2], **result)
