@@ -4,7 +4,7 @@
                                     [--workdir DIR]
 
 Writes a SID-layout folder with one scene at the Sony a7S II resolution (2848 x 4256,
-real DNG files under SID names, `tests.sid_fixture`) and ``--pairs`` short exposures,
+real DNG files under SID names, `tests.support.sid_fixture`) and ``--pairs`` short exposures,
 then runs the evaluation exactly as ``eval.py`` does (raw files, ground truth developed
 with rawpy once per scene, whole frames unless ``--tile``) with ground-truth and with
 estimated amplification. Prints a Markdown table: per mode the median restore time per
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     from configs.sid_sony import get_config
     from jaxdark import evaluation as ev
     from jaxdark.evaluation.reports import output_dir
-    from tests.sid_fixture import FixtureScene, make_sid_tree
+    from tests.support.sid_fixture import FixtureScene, make_sid_tree
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_eval_"))
     root = work / "SID"

@@ -5,7 +5,7 @@
 
 Prints one Markdown table: the machine; parameter count; GMACs per frame from XLA's cost
 analysis at 4K (2144x3840) and the full Sony frame (2848x4256); the restore time of
-jaxdark's fast path (`jaxdark.inference`), of the plain jitted NNX model, of our
+jaxdark's fast path (`jaxdark.models.lamba2021_folded`), of the plain jitted NNX model, of our
 PyTorch reference (`convert_weights.reference_torch`) and of the ONNX export in
 onnxruntime (CPU, float32; when onnx and onnxruntime are installed) on the same input in
 the same process, runs interleaved (one of each per round) so that load from other processes
@@ -197,9 +197,9 @@ def complexity_rows(model, folded) -> list[Row]:
     import jax.numpy as jnp
     from flax import nnx
 
-    from jaxdark.inference import apply_folded
-    from jaxdark.layers import WNConv
-    from jaxdark.model import count_params
+    from jaxdark.models.lamba2021 import count_params
+    from jaxdark.models.lamba2021_folded import apply_folded
+    from jaxdark.models.layers import WNConv
 
     # the network's own MACs: grouped convolutions as grouped, not block-diagonal dense
     native = nnx.clone(model)
@@ -231,7 +231,7 @@ def restore_rows(model, folded, state_dict, size, repeats: int) -> tuple[list[Ro
     import jax
     import jax.numpy as jnp
 
-    from jaxdark.inference import apply_folded
+    from jaxdark.models.lamba2021_folded import apply_folded
 
     h, w = size
     x = np.random.default_rng(0).random((1, h, w, 1), dtype=np.float32)
@@ -267,7 +267,7 @@ def restore_rows(model, folded, state_dict, size, repeats: int) -> tuple[list[Ro
     t_fast, t_model = median(times["fast"]), median(times["model"])
     n = f"median of {repeats} after warm-up, interleaved"
     rows: list[Row] = [
-        ("jaxdark restore, fast path (jaxdark.inference)", fmt_s(t_fast), n),
+        ("jaxdark restore, fast path (jaxdark.models.lamba2021_folded)", fmt_s(t_fast), n),
         ("jaxdark restore, plain NNX model (jit)", fmt_s(t_model), n),
     ]
     if "torch" in times:
@@ -363,7 +363,7 @@ def onnxruntime_runner(model, x: np.ndarray) -> tuple[Callable[[], np.ndarray] |
 
 
 def amplifier_rows(size: tuple[int, int], repeats: int) -> list[Row]:
-    """jaxdark.amplifier against the NumPy reference loop on one frame."""
+    """jaxdark.imaging.amplifier against the NumPy reference loop on one frame."""
     h, w = size
     rng = np.random.default_rng(1)
     # A dark frame: most pixels near black, a few bright ones (and some >= 1).
@@ -372,9 +372,11 @@ def amplifier_rows(size: tuple[int, int], repeats: int) -> list[Row]:
     try:
         import jax
 
-        from jaxdark.amplifier import estimate_amplification
+        from jaxdark.imaging.amplifier import estimate_amplification
     except ImportError as e:
-        return [(f"amplifier, {mp:.1f} MP", "n/a", f"jaxdark.amplifier not available ({e})")]
+        return [
+            (f"amplifier, {mp:.1f} MP", "n/a", f"jaxdark.imaging.amplifier not available ({e})")
+        ]
     xj = jax.device_put(x)
     result: dict[str, float] = {}
 
@@ -402,7 +404,7 @@ def gpu_rows(model, state_dict, repeats: int) -> list[Row]:
     import jax
     import jax.numpy as jnp
 
-    from jaxdark.inference import apply_folded, fold_params
+    from jaxdark.models.lamba2021_folded import apply_folded, fold_params
 
     dev = jax.devices()[0]
     h, w = SIZES["4k"]
@@ -509,9 +511,9 @@ def main(argv: list[str] | None = None) -> int:
     import jax
 
     from jaxdark import create_model, load_model
-    from jaxdark.convert import params_to_state_dict
     from jaxdark.errors import JaxdarkError
-    from jaxdark.inference import fold_params
+    from jaxdark.models.lamba2021_folded import fold_params
+    from jaxdark.weights.convert import params_to_state_dict
 
     try:
         weights = find_weights(args.weights)

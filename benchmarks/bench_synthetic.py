@@ -6,7 +6,7 @@
    in this process pinned to one CPU core: wall and CPU time, median and best.
 2. The consistency check: every scikit-image photograph the synthetic source uses
    (train and validation) becomes a pair (seed = its position); the clean long exposure
-   is written as a DNG (`jaxdark.dng.write_dng`, with the pair's white balance as
+   is written as a DNG (`jaxdark.imaging.dng.write_dng`, with the pair's white balance as
    AsShotNeutral and the a7S II colour matrix) and developed by rawpy exactly as SID's
    ground truth; the table gives rawpy minus our target, as a fraction of full scale:
    mean and 99th percentile of |difference|, its maximum, and the mean per channel (a
@@ -80,7 +80,7 @@ def consistency_rows(photos: list[Path], workdir: Path) -> list[tuple[str, np.nd
 
     from jaxdark.data import synthetic as syn
     from jaxdark.data.synthetic_source import read_photo
-    from jaxdark.dng import write_dng
+    from jaxdark.imaging.dng import write_dng
 
     rows = []
     for i, path in enumerate(photos):

@@ -8,11 +8,12 @@ true float32 products on any backend) and compares with:
 * ``fast bf16``: `Restorer(..., dtype="bfloat16")`'s network call, i.e.
   ``apply_folded(fold_params(model, bfloat16), x)``: bfloat16 multiplies, float32
   accumulation, activations and output;
-* ``model bf16``: the NNX model with compute dtype bfloat16 (`jaxdark.precision`), the
+* ``model bf16``: the NNX model with compute dtype bfloat16 (`jaxdark.models.precision`), the
   training path: bfloat16 activations between layers.
 
-Inputs: the chart scene (`jaxdark.chart`, the earlier demo's scene, through its simulated sensor,
-normalised like `jaxdark.raw.read_raw` and amplified by ``estimate_amplification(m=5)``,
+Inputs: the chart scene (`jaxdark.data.chart`, the earlier demo's scene, through its simulated
+sensor,
+normalised like `jaxdark.imaging.raw.read_raw` and amplified by ``estimate_amplification(m=5)``,
 as `jaxdark restore` would restore it), a uniform random mosaic in [0, 1), and a dark random
 mosaic (values ``u**4 * 0.03``) amplified the same way. Reported per pair: max and mean
 absolute difference and the PSNR (dB, data range 1) of the bfloat16 output against the
@@ -48,8 +49,8 @@ def compare(test: np.ndarray, ref: np.ndarray) -> dict[str, float]:
 
 def demo_input(height: int, width: int, m: float = DEMO_M, seed: int = 0) -> np.ndarray:
     """The demo's dark scene as the network sees it: (1, H, W, 1) amplified mosaic."""
-    from jaxdark.amplifier import estimate_amplification
-    from jaxdark.chart import BLACK_LEVEL, WHITE_LEVEL, simulate_raw, synthetic_scene
+    from jaxdark.data.chart import BLACK_LEVEL, WHITE_LEVEL, simulate_raw, synthetic_scene
+    from jaxdark.imaging.amplifier import estimate_amplification
 
     raw = simulate_raw(synthetic_scene(height, width), seed=seed).astype(np.float32)
     mosaic = np.maximum(raw - BLACK_LEVEL, 0.0) / np.float32(WHITE_LEVEL - BLACK_LEVEL)
@@ -59,7 +60,7 @@ def demo_input(height: int, width: int, m: float = DEMO_M, seed: int = 0) -> np.
 
 def random_inputs(height: int, width: int, seed: int = 0) -> dict[str, np.ndarray]:
     """A uniform [0, 1) mosaic and an amplified dark random one, each (1, H, W, 1)."""
-    from jaxdark.amplifier import estimate_amplification
+    from jaxdark.imaging.amplifier import estimate_amplification
 
     rng = np.random.default_rng(seed)
     uniform = rng.random((height, width), dtype=np.float32)
@@ -77,8 +78,8 @@ def error_rows(model, inputs: dict[str, np.ndarray]) -> list[dict]:
     import jax.numpy as jnp
     from flax import nnx
 
-    from jaxdark.inference import apply_folded, fold_params
-    from jaxdark.precision import set_compute_dtype
+    from jaxdark.models.lamba2021_folded import apply_folded, fold_params
+    from jaxdark.models.precision import set_compute_dtype
 
     f32 = fold_params(model)
     bf16 = fold_params(model, jnp.bfloat16)

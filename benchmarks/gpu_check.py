@@ -344,18 +344,18 @@ class Check:
         if key not in self._cache:
             import jax.numpy as jnp
 
-            from jaxdark.inference import fold_params
+            from jaxdark.models.lamba2021_folded import fold_params
 
             self._cache[key] = fold_params(self.model(), jnp.bfloat16 if config == "bf16" else None)
         return self._cache[key]
 
     def nnx_model(self, dtype: str):
-        """A copy of the network computing in ``dtype`` (`jaxdark.precision`)."""
+        """A copy of the network computing in ``dtype`` (`jaxdark.models.precision`)."""
         key = f"nnx_{dtype}"
         if key not in self._cache:
             from flax import nnx
 
-            from jaxdark.precision import set_compute_dtype
+            from jaxdark.models.precision import set_compute_dtype
 
             self._cache[key] = set_compute_dtype(nnx.clone(self.model()), dtype)
         return self._cache[key]
@@ -510,7 +510,7 @@ def random_frames(batch: int, h: int, w: int, seed: int = 0) -> np.ndarray:
 def measure_restore(check: Check, config: str, x, repeats: int, keep_output: bool = False):
     """Compile and time the fast path on a device-resident batch ``x`` for ``config``."""
 
-    from jaxdark.inference import apply_folded
+    from jaxdark.models.lamba2021_folded import apply_folded
 
     if config == NNX_BF16:  # the plain NNX model, bfloat16 activations between layers
         model, fn, kwargs = check.nnx_model("bfloat16"), model_runner(), {}
@@ -680,8 +680,8 @@ def section_parity(check: Check, entry: dict) -> None:
     import jax
     import jax.numpy as jnp
 
-    from jaxdark.convert import params_to_state_dict
-    from jaxdark.inference import apply_folded
+    from jaxdark.models.lamba2021_folded import apply_folded
+    from jaxdark.weights.convert import params_to_state_dict
 
     if check.weights() is None:
         raise FileNotFoundError("no official weights found (pass --weights PATH)")
@@ -851,7 +851,7 @@ def section_train(check: Check, entry: dict) -> None:
     from flax import nnx
 
     from benchmarks.train_bench import _batch, _time, _torch_step
-    from jaxdark.model import DarkRestorationNet
+    from jaxdark.models.lamba2021 import DarkRestorationNet
     from jaxdark.training.optim import make_optimizer
     from jaxdark.training.state import setup_training
     from jaxdark.training.step import make_data_mesh, make_global_batch
@@ -1012,7 +1012,7 @@ def memory_probe(config: str, b: int, h: int, w: int, params: Path) -> dict:
     """Run in a fresh process: one restore and its allocator peak (printed as JSON)."""
     import jax
 
-    from jaxdark.inference import apply_folded
+    from jaxdark.models.lamba2021_folded import apply_folded
 
     enable_compilation_cache(os.environ.get("JAX_COMPILATION_CACHE_DIR"))
     folded = jax.device_put(pickle.loads(params.read_bytes()))  # written by `folded_file`
@@ -1054,7 +1054,7 @@ def section_amplifier(check: Check, entry: dict) -> None:
     """`estimate_amplification` on a 12 MP frame on the device, against the NumPy loop."""
     import jax
 
-    from jaxdark.amplifier import estimate_amplification
+    from jaxdark.imaging.amplifier import estimate_amplification
 
     h, w = check.profile.amp
     rng = np.random.default_rng(1)

@@ -194,11 +194,11 @@ def machine() -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Both runs; every number measured, as a JSON-able dict."""
-    from jaxdark.convert import model_config, save_converted
     from jaxdark.evaluation.synthetic import SyntheticEvaluator
-    from jaxdark.model import create_model
-    from jaxdark.weights import load_model
-    from jaxdark.weights_cache import resolve_weights
+    from jaxdark.models.lamba2021 import create_model
+    from jaxdark.weights.convert import model_config, save_converted
+    from jaxdark.weights.load import load_model
+    from jaxdark.weights.official import resolve_weights
 
     log = logging.getLogger("jaxdark.benchmarks")
     t0 = time.perf_counter()
@@ -321,7 +321,7 @@ def markdown(r: dict[str, Any]) -> str:
         f"Config `configs/synthetic.py:local` (crop {a['config']['crop_size']}, batch "
         f"{a['config']['batch_size']}); held-out pairs ({len(a['pairs'])}, whole photos, "
         f"fixed draws, exposure ratio given): {', '.join(a['pairs'])}.",
-        "PSNR / SSIM: `jaxdark.metrics` (8-bit, scikit-image conventions) against the "
+        "PSNR / SSIM: `jaxdark.imaging.metrics` (8-bit, scikit-image conventions) against the "
         "synthetic target (the clean exposure developed like SID's ground truth).",
         "",
         f"## (a) From scratch ({a['steps']} steps, lr {a['config']['learning_rate']:g}, "

@@ -14,7 +14,7 @@ frame, their GPU and CPU) sit in the adjacent columns; the Table 1 networks that
 in the zoo follow with the paper's figures only.
 
 Each model runs the function `jaxdark.Restorer` runs (`jaxdark.models.inference_apply`):
-for ``lamba2021`` the folded fast path (`jaxdark.inference`), for the others their own
+for ``lamba2021`` the folded fast path (`jaxdark.models.lamba2021_folded`), for the others their own
 jitted forward pass. The default size is the full Sony frame, 2848x4256. ``--smoke``: a
 256x256 frame (GMACs too), one repeat, for CI.
 """
@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from jaxdark import models
     from jaxdark.errors import JaxdarkError
-    from jaxdark.model import count_params
+    from jaxdark.models.lamba2021 import count_params
 
     try:
         names = [n.strip() for n in args.models.split(",") if n.strip()] or models.names()

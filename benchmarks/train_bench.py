@@ -14,7 +14,7 @@ JAX step runs on it (and the PyTorch step on CUDA when torch sees it). Prints a 
 table. ``--smoke``: crop 64, batch 8, 2 steps.
 
 ``--data`` instead measures the input pipeline on full Sony-size frames (2848x4256): it
-writes a small SID-layout folder of such DNG files (tests/sid_fixture.py), prepares it
+writes a small SID-layout folder of such DNG files (tests/support/sid_fixture.py), prepares it
 with `jaxdark.data.sid`, and times reading one joined record (mosaic + 16-bit ground
 truth) and producing batches of crops with 0 and N grain worker processes.
 """
@@ -59,7 +59,7 @@ def _jax_worker(args) -> dict:
     import jax
     from flax import nnx
 
-    from jaxdark.model import DarkRestorationNet
+    from jaxdark.models.lamba2021 import DarkRestorationNet
     from jaxdark.training.optim import make_optimizer
     from jaxdark.training.state import setup_training
     from jaxdark.training.step import make_global_batch
@@ -143,7 +143,7 @@ def _data_bench(args) -> int:
 
     from jaxdark.data import sid
     from jaxdark.data.pipeline import make_iterator
-    from tests.sid_fixture import FixtureScene, make_sid_tree
+    from tests.support.sid_fixture import FixtureScene, make_sid_tree
 
     scenes = (
         FixtureScene(1, "train", 10.0, (0.1, 0.04)),

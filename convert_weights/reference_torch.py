@@ -128,7 +128,7 @@ class ReferenceNet(nn.Module):
 
 def reference_from_state_dict(state_dict: dict) -> ReferenceNet:
     """A `ReferenceNet` holding ``state_dict`` (NumPy arrays or tensors), loaded strictly."""
-    from jaxdark.convert import infer_config
+    from jaxdark.weights.convert import infer_config
 
     cfg = infer_config(state_dict)
     net = ReferenceNet(cfg["features"], cfg["growth"], tuple(cfg["dense_layers"]))

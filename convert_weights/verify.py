@@ -30,7 +30,7 @@ def torch_state_dict(path: Path, model) -> dict:
     """The reference state dict for the PyTorch side."""
     import torch
 
-    from jaxdark.convert import params_to_state_dict
+    from jaxdark.weights.convert import params_to_state_dict
 
     if path.is_dir():
         return params_to_state_dict(model)
@@ -49,7 +49,7 @@ def compare(path: str | Path, size=(256, 384), batch: int = 1, seed: int = 0) ->
 
     from convert_weights.reference_torch import reference_from_state_dict
     from jaxdark import load_model
-    from jaxdark.model import count_params
+    from jaxdark.models.lamba2021 import count_params
 
     path = Path(path)
     model = load_model(path)

@@ -16,12 +16,13 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxdark import Restorer, metrics, models
-from jaxdark.chart import simulate_raw, synthetic_scene
+from jaxdark import Restorer, models
 from jaxdark.constants import SID_BLACK_LEVEL as BLACK_LEVEL
 from jaxdark.constants import SID_WHITE_LEVEL as WHITE_LEVEL
+from jaxdark.data.chart import simulate_raw, synthetic_scene
+from jaxdark.imaging import metrics
 from jaxdark.models import check_input, register
-from jaxdark.ops import pixel_shuffle, pixel_unshuffle
+from jaxdark.models.ops import pixel_shuffle, pixel_unshuffle
 from jaxdark.training.optim import make_optimizer
 from jaxdark.training.state import setup_training
 from jaxdark.training.step import (

@@ -4,8 +4,8 @@ The path of one frame:
 
 1. the amplification: given, or `jaxdark.estimate_amplification(mosaic, m)` on the
    mosaic as given (the reference estimates on its whole, cropped frame);
-2. a non-RGGB mosaic is brought to the RGGB phase (`jaxdark.raw.to_rggb`) and the sides
-   reflect-padded to multiples of 32 (`jaxdark.raw.pad_to_multiple`), on the host;
+2. a non-RGGB mosaic is brought to the RGGB phase (`jaxdark.imaging.raw.to_rggb`) and the sides
+   reflect-padded to multiples of 32 (`jaxdark.imaging.raw.pad_to_multiple`), on the host;
 3. one compiled function computes ``apply_fn(params, amplification * x)``; it is
    compiled once per padded shape and kept (`Restorer.compiled_shapes`), so frames of
    a size seen before never recompile, and the amplification is an argument, not a
@@ -13,8 +13,9 @@ The path of one frame:
 4. the result is cropped back to the input's pixel grid.
 
 ``apply_fn(params, x)`` is a pure function of a parameter pytree and a (B, H, W, 1)
-batch returning (B, H, W, 3); by default it is `jaxdark.inference.apply_folded` on the
-model's `jaxdark.inference.fold_params` (weight norm folded away once, equal to the model
+batch returning (B, H, W, 3); by default it is `jaxdark.models.lamba2021_folded.apply_folded` on the
+model's `jaxdark.models.lamba2021_folded.fold_params` (weight norm folded away once, equal to the
+model
 within 1e-5), and any equivalent function can replace it.
 
 Tiling (``tile_size``) bounds memory on very large frames: the padded frame is cut into
@@ -37,10 +38,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxdark.amplifier import check_m, estimate_amplification
 from jaxdark.constants import INPUT_MULTIPLE, MAX_USER_AMPLIFICATION
-from jaxdark.precision import resolve_dtype
-from jaxdark.raw import RawFrame, from_rggb, pad_to_multiple, read_raw, to_rggb
+from jaxdark.imaging.amplifier import check_m, estimate_amplification
+from jaxdark.imaging.raw import RawFrame, from_rggb, pad_to_multiple, read_raw, to_rggb
+from jaxdark.models.precision import resolve_dtype
 
 ApplyFn = Callable[[Any, jax.Array], jax.Array]
 
@@ -59,8 +60,9 @@ class Restorer:
 
     Args:
       model: a weights path (the official .pth or a directory written by
-        ``jaxdark convert``, read with `jaxdark.load_model`) or a network of
-        `jaxdark.models` (``lamba2021`` runs folded, `jaxdark.inference`; others as is).
+        ``jaxdark convert``, read with `jaxdark.load_model`) or a network
+        of `jaxdark.models` (``lamba2021`` runs folded, `jaxdark.models.lamba2021_folded`;
+        others as is).
       tile_size: restore in tiles of this many pixels a side (a multiple of 32, or of
         the input multiple) to bound memory on very large frames; None (default)
         restores whole frames.
@@ -70,7 +72,7 @@ class Restorer:
         must be given; ``model`` is then ignored and may be None).
       dtype: ``"float32"`` (default) or ``"bfloat16"``: the dtype of the folded
         kernels, so of the convolutions' multiplies (accumulation, activations and the
-        output stay float32; `jaxdark.inference.fold_params`). Not with ``apply_fn``.
+        output stay float32; `jaxdark.models.lamba2021_folded.fold_params`). Not with ``apply_fn``.
       input_multiple: pad frame sides to multiples of this; default: the model's
         ``input_multiple`` (`jaxdark.models` contract), else 32.
     """
@@ -107,7 +109,7 @@ class Restorer:
             if model is None:
                 raise ValueError("Restorer needs a model, a weights path, or apply_fn + params")
             if isinstance(model, str | os.PathLike):
-                from jaxdark.weights import load_model
+                from jaxdark.weights.load import load_model
 
                 model = load_model(model)
             if not isinstance(model, nnx.Module):
@@ -238,7 +240,7 @@ class Restorer:
 
         Args:
           mosaic: (H, W) black-level-corrected mosaic, white level 1 (as
-            `jaxdark.raw.read_raw` gives), sides >= 32 pixels, any size.
+            `jaxdark.imaging.raw.read_raw` gives), sides >= 32 pixels, any size.
           amplification: the factor to multiply the mosaic by before the network;
             None (default) uses ``estimate_amplification(mosaic, m)``.
           m: brightness scale of the estimate (5, as the reference trained).
@@ -253,13 +255,13 @@ class Restorer:
     def restore_frame(
         self, frame: RawFrame, amplification: float | None = None, m: float = 5.0
     ) -> Restoration:
-        """Restore a `jaxdark.raw.RawFrame` (its own Bayer phase and levels)."""
+        """Restore a `jaxdark.imaging.raw.RawFrame` (its own Bayer phase and levels)."""
         return self.restore_mosaic(frame.mosaic, amplification, m, frame.pattern)
 
     def restore_file(
         self, path: str | os.PathLike, amplification: float | None = None, m: float = 5.0
     ) -> np.ndarray:
-        """Read a RAW file (`jaxdark.raw.read_raw`) and restore it: (H, W, 3) float32."""
+        """Read a RAW file (`jaxdark.imaging.raw.read_raw`) and restore it: (H, W, 3) float32."""
         return self.restore_frame(read_raw(path), amplification, m).image
 
 

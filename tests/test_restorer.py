@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import jaxdark
-from jaxdark.dng import write_dng
-from jaxdark.raw import read_raw
+from jaxdark.imaging.dng import write_dng
+from jaxdark.imaging.raw import read_raw
 from jaxdark.restorer import Restorer
 
 from .test_amplifier import reference_amplification
@@ -134,7 +134,7 @@ def test_tiled_network_output_shape_and_range(model):
 
 @pytest.mark.slow
 def test_tiled_official_output_is_close_to_whole_frame(official_weights):
-    from jaxdark.chart import simulate_raw, synthetic_scene
+    from jaxdark.data.chart import simulate_raw, synthetic_scene
 
     raw = simulate_raw(synthetic_scene(384, 512), seed=1)
     x = np.maximum(raw.astype(np.float32) - 512, 0) / (16383 - 512)
@@ -148,7 +148,7 @@ def test_tiled_official_output_is_close_to_whole_frame(official_weights):
 
 
 def test_restorer_from_converted_checkpoint_path(tmp_path, model, restorer):
-    from jaxdark.convert import save_converted
+    from jaxdark.weights.convert import save_converted
 
     save_converted(model, tmp_path / "ckpt")
     x = _dark((64, 96), seed=5)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from jaxdark.convert import save_converted
 from jaxdark.fileio import check_writable_dir
-from jaxdark.weights import load_model
+from jaxdark.weights.convert import save_converted
+from jaxdark.weights.load import load_model
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

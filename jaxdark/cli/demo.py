@@ -17,7 +17,7 @@ developed the way SID's ground truth is developed. In DIR (default ``demo_out``)
 * ``restored.png``: the network's restoration, as ``jaxdark restore`` writes it;
 * ``side_by_side.png``: original | naive | restored, captioned with PSNR / SSIM.
 
-It prints PSNR and SSIM (`jaxdark.metrics`) of the naive and restored images against
+It prints PSNR and SSIM (`jaxdark.imaging.metrics`) of the naive and restored images against
 the original.
 """
 
@@ -138,14 +138,14 @@ def side_by_side(images: list[np.ndarray], gap: int = GAP) -> np.ndarray:
 
 def run(args: argparse.Namespace) -> int:
     """Make the dark DNG, restore it like ``jaxdark restore``, save and score the images."""
-    from jaxdark import metrics
-    from jaxdark.amplifier import check_m
     from jaxdark.cli.restore import restore_one
     from jaxdark.data.naive import naive_brighten
     from jaxdark.data.synthetic import XYZ_TO_CAMERA, SynthesisConfig, synthesize_pair
-    from jaxdark.dng import write_dng
     from jaxdark.fileio import write_image
-    from jaxdark.raw import read_raw
+    from jaxdark.imaging import metrics
+    from jaxdark.imaging.amplifier import check_m
+    from jaxdark.imaging.dng import write_dng
+    from jaxdark.imaging.raw import read_raw
     from jaxdark.restorer import Restorer
 
     if not 1.0 <= args.ratio <= MAX_AMPLIFICATION:

@@ -245,7 +245,7 @@ def restore_one(
 
     Without ``overwrite`` an output that appeared since the run was planned is not
     replaced (the file fails instead)."""
-    from jaxdark.raw import read_raw
+    from jaxdark.imaging.raw import read_raw
 
     start = time.perf_counter()
     outputs: list[Path] = []
@@ -286,7 +286,7 @@ def restore_one(
 
 
 def _validate(args: argparse.Namespace) -> list[float]:
-    from jaxdark.amplifier import check_m
+    from jaxdark.imaging.amplifier import check_m
     from jaxdark.restorer import check_amplification
 
     if args.amplification is not None and args.m is not None:
@@ -311,7 +311,7 @@ def _validate(args: argparse.Namespace) -> list[float]:
 def load_weights(weights: str, model_name: str | None = None):
     """The network behind ``--weights`` (`jaxdark.load_model`), checked to be ``--model``."""
     from jaxdark.models import get, name_of
-    from jaxdark.weights import load_model
+    from jaxdark.weights.load import load_model
 
     if model_name is not None:
         get(model_name)  # an unknown name fails before the weights are read

@@ -54,7 +54,7 @@ def naive_brighten(
     white_level: float = SID_WHITE_LEVEL,
 ) -> np.ndarray:
     """(H, W, 3) float32 sRGB in [0, 1]: a normalised RGGB mosaic (white level 1, as
-    `jaxdark.raw.read_raw` gives) times ``amplification``, bilinearly demosaicked and
+    `jaxdark.imaging.raw.read_raw` gives) times ``amplification``, bilinearly demosaicked and
     developed with white balance ``gains`` (camera multipliers) like SID's ground truth.
 
     ``data_maximum`` (DN above black) is passed on to `develop` (LibRaw's white-point

@@ -31,9 +31,9 @@ from typing import Any
 import grain
 import numpy as np
 
-from jaxdark.bayer import red_position
 from jaxdark.constants import INPUT_MULTIPLE
-from jaxdark.raw import normalise
+from jaxdark.imaging.bayer import red_position
+from jaxdark.imaging.raw import normalise
 
 AMPLIFICATIONS = ("gt", "estimated")
 
@@ -89,10 +89,10 @@ def crop_and_flip(
 
 
 def estimated_amplification(x: np.ndarray, m: float) -> float:
-    """``jaxdark.amplifier.estimate_amplification`` of a normalised frame, on the CPU."""
+    """``jaxdark.imaging.amplifier.estimate_amplification`` of a normalised frame, on the CPU."""
     import jax  # noqa: PLC0415
 
-    from jaxdark.amplifier import estimate_amplification  # noqa: PLC0415
+    from jaxdark.imaging.amplifier import estimate_amplification  # noqa: PLC0415
 
     with jax.default_device(jax.local_devices(backend="cpu")[0]):
         return float(estimate_amplification(x, m))

@@ -17,7 +17,7 @@ import numpy as np
 
 from jaxdark.constants import MAX_AMPLIFICATION
 from jaxdark.errors import JaxdarkError, RawFileError
-from jaxdark.raw import bayer_cell, open_raw
+from jaxdark.imaging.raw import bayer_cell, open_raw
 
 LIST_FILES = {
     "train": "Sony_train_list.txt",

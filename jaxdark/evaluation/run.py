@@ -4,7 +4,7 @@
 restores each input at full resolution through the jitted `jaxdark.Restorer` (whole
 frames by default, as the reference; ``config.eval_tile_size`` restores in tiles),
 quantises output and ground truth to 8 bits like the reference (clip to [0, 1], x255,
-truncate) and measures PSNR and SSIM (`jaxdark.metrics`).
+truncate) and measures PSNR and SSIM (`jaxdark.imaging.metrics`).
 
 Pairs come from the SID folder's raw files (``config.eval_source = "raw"``, the ground
 truth developed like the reference, once per scene) or from the prepared TFDS dataset
@@ -91,7 +91,7 @@ def evaluate(config: Any, workdir: str | Path, weights: str | Path | None = None
     ``summary["failed"]`` lists failures.
     """
     from jaxdark.restorer import Restorer
-    from jaxdark.weights import RUN_CHECKPOINTS, describe_weights, load_model, run_directory
+    from jaxdark.weights.load import RUN_CHECKPOINTS, describe_weights, load_model, run_directory
 
     split, mode, m = config.eval_split, config.amplification, float(config.m)
     tile = int(config.eval_tile_size) or None

@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from jaxdark import metrics
 from jaxdark.data.sid_files import SIDPair, read_ground_truth, split_name
 from jaxdark.errors import JaxdarkError
+from jaxdark.imaging import metrics
 
 SOURCES = ("raw", "tfds")
 
@@ -47,7 +47,7 @@ class RawFolderSource:
 
     def load(self, pair: SIDPair) -> LoadedPair:
         """Read the pair; errors name the file that failed."""
-        from jaxdark.raw import read_raw
+        from jaxdark.imaging.raw import read_raw
 
         frame = read_raw(self.data_dir / pair.short_file)
         return LoadedPair(frame.mosaic, frame.pattern, self._gt8_of(pair.long_file))
@@ -82,7 +82,7 @@ class TfdsSource:
 
     def load(self, pair: SIDPair) -> LoadedPair:
         """The pair's record joined with its ground truth."""
-        from jaxdark.raw import normalise
+        from jaxdark.imaging.raw import normalise
 
         rec = self._record(pair.short_file)
         if rec is None:

@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from jaxdark import metrics
 from jaxdark.constants import SID_BLACK_LEVEL, SID_WHITE_LEVEL
 from jaxdark.data.naive import naive_brighten
 from jaxdark.data.sid_files import ratio_key
@@ -28,7 +27,8 @@ from jaxdark.data.synthetic import SynthesisConfig
 from jaxdark.data.synthetic_source import SyntheticPairs, synthesis_config
 from jaxdark.errors import JaxdarkError
 from jaxdark.evaluation.scoring import AMPLIFICATION_MODES
-from jaxdark.raw import normalise
+from jaxdark.imaging import metrics
+from jaxdark.imaging.raw import normalise
 
 VALIDATION_SEED = 0  # held-out pairs do not depend on the training seed
 
@@ -147,7 +147,7 @@ class SyntheticEvaluator:
     def _amplification(self, pair: HeldOutPair) -> float:
         if self.mode == "gt":
             return pair.ratio
-        from jaxdark.amplifier import estimate_amplification
+        from jaxdark.imaging.amplifier import estimate_amplification
 
         return float(estimate_amplification(pair.mosaic, self.m))
 

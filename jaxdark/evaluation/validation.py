@@ -8,11 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from jaxdark import metrics
 from jaxdark.data.sid_files import SIDPair, ratio_key, read_pair_list
 from jaxdark.errors import one_line
 from jaxdark.evaluation.scoring import PAIR_ERRORS, PairScorer
 from jaxdark.evaluation.sources import LoadedPair, make_source
+from jaxdark.imaging import metrics
 
 log = logging.getLogger(__name__)
 

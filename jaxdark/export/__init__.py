@@ -68,8 +68,8 @@ def export(
     if isinstance(weights, nnx.Module):
         model = weights
     else:
-        from jaxdark.weights import load_model
-        from jaxdark.weights_cache import resolve_weights
+        from jaxdark.weights.load import load_model
+        from jaxdark.weights.official import resolve_weights
 
         source = resolve_weights(weights)
         model = load_model(source)

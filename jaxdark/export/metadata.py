@@ -51,8 +51,8 @@ def source_sha256(path: str | Path | None) -> str | None:
     file it was converted from (as recorded at conversion); None when unknown."""
     if path is None:
         return None
-    from jaxdark.convert import read_converted_metadata
     from jaxdark.fileio import sha256_of
+    from jaxdark.weights.convert import read_converted_metadata
 
     path = Path(path)
     if path.is_dir():

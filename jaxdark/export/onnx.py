@@ -1,7 +1,8 @@
 """DarkRestorationNet as an ONNX graph, written with the ``onnx`` helpers from folded weights.
 
 The kernels are the model's effective ones (weight norm ``g * v / ||v||`` evaluated by the
-layers' own code, as `jaxdark.inference.fold_params` does). The graph works in NCHW, as ONNX
+layers' own code, as `jaxdark.models.lamba2021_folded.fold_params` does). The graph works in
+NCHW, as ONNX
 convolutions do, between an NHWC input (B, H, W, 1) and an NHWC output (B, H, W, 3), so it
 has the contract of ``model(x)``:
 
@@ -25,7 +26,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from jaxdark.export.spec import ExportError, ExportSpec
-from jaxdark.model import LRELU_SLOPE, DarkRestorationNet
+from jaxdark.models.lamba2021 import LRELU_SLOPE, DarkRestorationNet
 
 OPSET = 17
 IR_VERSION = 8
@@ -35,8 +36,8 @@ _NP = {"float32": np.float32, "float16": np.float16}
 
 def unshuffle_permutation(r: int) -> np.ndarray:
     """``perm`` with ``pixel_unshuffle(pixel_unshuffle(x, 2), r)[c] = SpaceToDepth(x, 2r)[perm[c]]``
-    for a one-channel ``x`` (both orders computed with `jaxdark.ops`' own functions)."""
-    from jaxdark.ops import pixel_unshuffle
+    for a one-channel ``x`` (both orders computed with `jaxdark.models.ops`' own functions)."""
+    from jaxdark.models.ops import pixel_unshuffle
 
     side = 2 * r
     index = np.arange(side * side, dtype=np.float32).reshape(1, side, side, 1)
@@ -46,8 +47,8 @@ def unshuffle_permutation(r: int) -> np.ndarray:
 
 
 def shuffle_permutation(channels: int, groups: int = 2) -> np.ndarray:
-    """``perm[new] = old`` of `jaxdark.ops.channel_shuffle` (a ``Gather`` index on channels)."""
-    from jaxdark.inference import channel_shuffle_permutation
+    """``perm[new] = old`` of `jaxdark.models.ops.channel_shuffle` (a ``Gather`` index)."""
+    from jaxdark.models.lamba2021_folded import channel_shuffle_permutation
 
     return channel_shuffle_permutation(channels, groups).astype(np.int64)
 
@@ -107,7 +108,7 @@ def build_onnx(model: Any, spec: ExportSpec, metadata: dict[str, Any]) -> onnx.M
             f"ONNX export supports DarkRestorationNet, not {type(model).__name__}; "
             "use format 'stablehlo' for other networks"
         )
-    from jaxdark.inference import effective_kernels
+    from jaxdark.models.lamba2021_folded import effective_kernels
 
     kernels = effective_kernels(model)
 

@@ -1,6 +1,6 @@
 """The model zoo: every restoration network jaxdark can train, evaluate, restore and time.
 
-The contract a registered model honours (tests/test_models.py checks the built-in ones
+The contract a registered model honours (tests/models/test_models.py checks the built-in ones
 and the example of examples/new_variant.py):
 
 * it is an `nnx.Module` whose constructor takes keyword-only sizes and ``rngs``, and
@@ -14,15 +14,20 @@ and the example of examples/new_variant.py):
   the architecture as ``{"name": ..., **sizes}`` (`spec_of`) and `build` rebuilds it.
 
 Registered here: ``lamba2021`` (the default; Lamba & Mitra, CVPR 2021,
-`jaxdark.model.DarkRestorationNet`) and ``sid_unet`` (Chen et al., CVPR 2018,
+`jaxdark.models.lamba2021.DarkRestorationNet`, restoring through its folded fast path
+`jaxdark.models.lamba2021_folded`) and ``sid_unet`` (Chen et al., CVPR 2018,
 `jaxdark.models.sid_unet.SIDUNet`). Add one with ``@jaxdark.models.register("name")``;
 see examples/new_variant.py.
+
+Modules: `registry` (names, records), `contract` (input checks), `layers` and `ops`
+(building blocks), `precision` (compute dtypes), `apply` (inference functions), and one
+module per network.
 """
 
-from jaxdark.models import lamba2021 as _lamba2021  # noqa: F401  (registers lamba2021)
-from jaxdark.models import sid_unet as _sid_unet  # noqa: F401  (registers sid_unet)
 from jaxdark.models.apply import inference_apply
 from jaxdark.models.contract import check_input
+from jaxdark.models.lamba2021 import DarkRestorationNet, count_params, create_model
+from jaxdark.models.lamba2021_folded import apply_folded, fold_params
 from jaxdark.models.registry import (
     DEFAULT_MODEL,
     build,
@@ -31,20 +36,29 @@ from jaxdark.models.registry import (
     name_of,
     names,
     register,
+    register_inference,
     spec_of,
     split_spec,
 )
+from jaxdark.models.sid_unet import SIDUNet
 
 __all__ = [
     "DEFAULT_MODEL",
+    "DarkRestorationNet",
+    "SIDUNet",
+    "apply_folded",
     "build",
     "check_input",
+    "count_params",
     "create",
+    "create_model",
+    "fold_params",
     "get",
     "inference_apply",
     "name_of",
     "names",
     "register",
+    "register_inference",
     "spec_of",
     "split_spec",
 ]

@@ -26,6 +26,8 @@ from jaxdark.errors import ModelError
 DEFAULT_MODEL = "lamba2021"
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _REGISTRY: dict[str, type[nnx.Module]] = {}
+# model name -> factory(model, dtype) -> (apply_fn, params): a faster inference path
+_INFERENCE: dict[str, Callable[[nnx.Module, Any], tuple[Callable, Any]]] = {}
 # arguments that are not sizes of the architecture: never recorded, always accepted
 _RESERVED = ("self", "rngs")
 
@@ -50,6 +52,25 @@ def register(name: str) -> Callable[[type[nnx.Module]], type[nnx.Module]]:
         return cls
 
     return decorate
+
+
+def register_inference(name: str) -> Callable[[Callable], Callable]:
+    """Decorator: ``factory(model, dtype) -> (apply_fn, params)`` is how models registered
+    as ``name`` restore (`jaxdark.models.inference_apply`), in place of their ``__call__``."""
+
+    def decorate(factory: Callable) -> Callable:
+        _INFERENCE[name] = factory
+        return factory
+
+    return decorate
+
+
+def inference_factory(model: nnx.Module) -> Callable | None:
+    """The registered inference factory of ``model``'s class (None: it has none)."""
+    for name, registered in _REGISTRY.items():
+        if registered is type(model):
+            return _INFERENCE.get(name)
+    return None
 
 
 def _qualname(cls: type) -> str:

@@ -26,7 +26,7 @@ import orbax.checkpoint as ocp
 
 from jaxdark.errors import CheckpointError, one_line
 from jaxdark.training.step import TrainState
-from jaxdark.weights import MODEL_ITEM, STATE_ITEM, read_model_spec  # noqa: F401
+from jaxdark.weights.load import MODEL_ITEM, STATE_ITEM, read_model_spec  # noqa: F401
 
 
 def _state_tree(state: TrainState) -> dict:

@@ -12,7 +12,7 @@ from typing import Any
 
 from jaxdark.constants import INPUT_MULTIPLE, MAX_M
 from jaxdark.errors import JaxdarkError
-from jaxdark.precision import resolve_dtype
+from jaxdark.models.precision import resolve_dtype
 
 EVAL_FIELDS = (
     "data_dir", "tfds_data_dir", "amplification", "m", "eval_split", "eval_source",

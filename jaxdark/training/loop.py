@@ -41,7 +41,7 @@ from jaxdark.training.step import (
     make_predict_fn,
     to_host,
 )
-from jaxdark.weights import RUN_CHECKPOINTS, RUN_CONFIG, read_model_spec
+from jaxdark.weights.load import RUN_CHECKPOINTS, RUN_CONFIG, read_model_spec
 
 log = logging.getLogger("jaxdark.training")
 
@@ -63,7 +63,7 @@ def _train_source(config: ml_collections.ConfigDict) -> sid.SIDPairs:
 def _initial_model(config: ml_collections.ConfigDict) -> nnx.Module:
     """``config.init_weights`` (anything `load_model` reads) or a fresh ``config.model``."""
     from jaxdark.models import build
-    from jaxdark.weights import load_model
+    from jaxdark.weights.load import load_model
 
     if config.init_weights:
         return load_model(config.init_weights)

@@ -41,7 +41,7 @@ def setup_training(
 ) -> TrainSetup:
     """Split ``model``, build its step-0 state replicated on ``mesh`` (default: all
     devices) and the jitted data-parallel step (`jaxdark.training.step`), computing in
-    ``compute_dtype`` (float32 by default, or bfloat16; see `jaxdark.precision`)."""
+    ``compute_dtype`` (float32 by default, or bfloat16; see `jaxdark.models.precision`)."""
     graphdef, params = split_model(model)
     mesh = make_data_mesh() if mesh is None else mesh
     state = replicate(init_train_state(params, tx), mesh)

@@ -12,7 +12,7 @@ insert a ``psum`` in the backward pass, so a further ``pmean`` would leave N tim
 mean gradient. We therefore cast the parameters to *device-varying*
 (``lax.pcast(..., to="varying")``) before differentiating, so each device gets the
 gradient of its own shard only and ``pmean`` gives the true gradient of the global
-mean loss (tests/test_train_step.py checks this against a single device).
+mean loss (tests/training/test_train_step.py checks this against a single device).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jaxdark.precision import resolve_dtype, set_compute_dtype
+from jaxdark.models.precision import resolve_dtype, set_compute_dtype
 from jaxdark.training.losses import restoration_loss
 
 DATA_AXIS = "data"
@@ -112,7 +112,7 @@ def make_train_step(
     ``metrics`` holds the global-batch means of ``loss``, ``l1`` and ``ms_ssim``.
     With ``donate`` the input state's buffers are reused for the new state.
     ``compute_dtype`` (``"float32"``, default, or ``"bfloat16"``) is the dtype the
-    network computes in (`jaxdark.precision`); parameters, Adam state, loss, MS-SSIM
+    network computes in (`jaxdark.models.precision`); parameters, Adam state, loss, MS-SSIM
     and the gradient all-reduce stay float32.
     """
     dtype = None if compute_dtype is None else resolve_dtype(compute_dtype)

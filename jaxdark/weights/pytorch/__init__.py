@@ -1,0 +1,1 @@
+"""Reading PyTorch checkpoints without executing them: a restricted unpickler and torch storages."""
