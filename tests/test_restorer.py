@@ -8,8 +8,7 @@ import jaxdark
 from jaxdark.imaging.dng import write_dng
 from jaxdark.imaging.raw import read_raw
 from jaxdark.restorer import Restorer
-
-from .test_amplifier import reference_amplification
+from tests.imaging.test_amplifier import reference_amplification
 
 
 @pytest.fixture(scope="module")
