@@ -33,7 +33,7 @@ from jaxdark.restorer import Restorer
 from jaxdark.training.checkpointing import Checkpointer, read_model_spec
 from jaxdark.training.step import init_train_state, make_data_mesh, replicate, split_model, to_host
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = "examples.new_variant:tiny_resnet"
 # every model of the zoo and its published (or, for the example, computed) size
 PARAMS = {"lamba2021": 784_768, "sid_unet": 7_760_748, EXAMPLE: 78_636}

@@ -30,7 +30,7 @@ from jaxdark.models.layers import WNConv
 from jaxdark.models.precision import resolve_dtype, set_compute_dtype
 from tests.support.random_weights import random_model
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 WORKER = REPO / "tests" / "mixed_precision_worker.py"
 LR = 1e-3  # the worker's learning rate
 
