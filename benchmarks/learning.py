@@ -1,8 +1,8 @@
 """Proof that training learns: two short runs on synthetic pairs, scored on held-out photos.
 
-    python -m benchmarks.learning [--out benchmarks/results] [--weights official]
+    python -m benchmarks.learning [--out benchmarks/results/raw] [--weights official]
         [--scratch-steps 2000] [--finetune-steps 400] [--read-noise-scale 4] [--smoke]
-    python -m benchmarks.learning --from-json benchmarks/results/learning.json  # redraw
+    python -m benchmarks.learning --from-json benchmarks/results/raw/learning.json  # redraw
 
 Both runs go through the real training code: `jaxdark.training.loop.train_and_evaluate`
 (which builds the grain pipeline over `jaxdark.data.synthetic_source`, the jitted step of
@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parent / "results" / "raw"
 SMOKE_MODEL = {"features": 16, "growth": 8, "dense_layers": [2]}
 
 
