@@ -61,10 +61,30 @@ def on_page_markdown(markdown: str, page, **kwargs) -> str:  # noqa: ANN001 - mk
             log.warning("%s: %s", page.file.src_uri, e)
             return f'!!! warning "missing results: {name}"\n    {e}'
 
-    markdown = MARKER.sub(table, markdown)
+    markdown = _outside_code(markdown, lambda text: MARKER.sub(table, text))
     depth = page.file.src_uri.count("/")
     prefix = "../" * depth
     return IMAGE_LINK.sub(lambda m: f"({prefix}results/{m.group(1)})", markdown)
+
+
+def _outside_code(markdown: str, transform) -> str:  # noqa: ANN001
+    """Apply ``transform`` to the text outside fenced code blocks (a marker shown as code stays)."""
+    out, chunk, fence = [], [], None
+    for line in markdown.splitlines(keepends=True):
+        stripped = line.lstrip()
+        if fence is None and stripped.startswith(("```", "~~~")):
+            out.append(transform("".join(chunk)))
+            chunk, fence = [line], stripped[:3]
+        elif fence is not None:
+            chunk.append(line)
+            closing = stripped.strip()
+            if len(closing) >= 3 and set(closing) == {fence[0]}:
+                out.append("".join(chunk))
+                chunk, fence = [], None
+        else:
+            chunk.append(line)
+    out.append("".join(chunk) if fence is not None else transform("".join(chunk)))
+    return "".join(out)
 
 
 def on_files(files, config, **kwargs):  # noqa: ANN001, ANN201 - mkdocs types

@@ -68,8 +68,9 @@ class Restorer:
         restores whole frames.
       tile_overlap: context restored around each tile and thrown away (a multiple of
         32, or of the input multiple; default 128).
-      apply_fn, params: replace the network call by ``apply_fn(params, x)`` (both
-        must be given; ``model`` is then ignored and may be None).
+      apply_fn: replace the network call by ``apply_fn(params, x)`` (give ``params``
+        too; ``model`` is then ignored and may be None).
+      params: the parameters ``apply_fn`` takes (only with ``apply_fn``).
       dtype: ``"float32"`` (default) or ``"bfloat16"``: the dtype of the folded
         kernels, so of the convolutions' multiplies (accumulation, activations and the
         output stay float32; `jaxdark.models.lamba2021_folded.fold_params`). Not with ``apply_fn``.
