@@ -92,7 +92,5 @@ def on_files(files, config, **kwargs):  # noqa: ANN001, ANN201 - mkdocs types
     for path in sorted(RESULTS_DIR.rglob("*")):
         if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
             rel = path.relative_to(RESULTS_DIR).as_posix()
-            files.append(
-                File.generated(config, f"results/{rel}", abs_src_path=str(path))
-            )
+            files.append(File.generated(config, f"results/{rel}", abs_src_path=str(path)))
     return files

@@ -22,7 +22,7 @@ Tiling (``tile_size``) bounds memory on very large frames: the padded frame is c
 ``tile_size`` squares, each restored with ``tile_overlap`` pixels of context on every
 side (reflect-padded at the frame's borders), and only the square's centre is kept.
 The network's 1/32-scale branch sees hundreds of pixels, so tiles do not reproduce the
-whole-frame output exactly; README.md gives the measured deviation.
+whole-frame output exactly; docs/restoring.md ("Tiling") gives the measured deviation.
 """
 
 from __future__ import annotations
