@@ -6,6 +6,7 @@ docs/; these fast checks cover what it does not see: README.md, and the result f
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 from pathlib import Path
@@ -78,10 +79,14 @@ def test_every_results_marker_has_its_file():
 
 def test_hook_renders_markers_and_refuses_missing_files(tmp_path):
     pytest.importorskip("mkdocs")
-    from benchmarks.results_io import write_results
-    from docs.hooks import _outside_code, render_results
+    spec = importlib.util.spec_from_file_location("jaxdark_docs_hooks", DOCS / "hooks.py")
+    hooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)  # by path: a `docs` package elsewhere cannot shadow it
+    render_results, _outside_code = hooks.render_results, hooks._outside_code
 
-    write_results("demo", ["a", "b"], [[1, 2.5]], command="python x", directory=tmp_path)
+    record = {"date": "2026-01-01", "machine": "m", "command": "python x", "load_average": "1"}
+    record |= {"columns": ["a", "b"], "rows": [[1, 2.5]], "notes": ""}
+    (tmp_path / "demo.json").write_text(json.dumps(record))
     table = render_results("demo", tmp_path)
     assert table.startswith("| a | b |") and "| 1 | 2.5 |" in table and "`python x`" in table
     with pytest.raises(ValueError, match="does not exist"):
