@@ -97,3 +97,12 @@ def test_hook_renders_markers_and_refuses_missing_files(tmp_path):
     text = "x\n```\n<!-- results: demo -->\n```\n<!-- results: demo -->\n"
     out = _outside_code(text, lambda s: s.replace("<!--", "[["))
     assert out == "x\n```\n<!-- results: demo -->\n```\n[[ results: demo -->\n"
+
+
+def test_models_page_shows_the_example_as_it_is():
+    page = (DOCS / "models.md").read_text()
+    start = page.index('@register("tiny_resnet")')
+    shown = page[start : page.index("```", start)].strip()
+    assert shown in (ROOT / "examples" / "new_variant.py").read_text(), (
+        "docs/models.md shows a tiny_resnet that differs from examples/new_variant.py"
+    )
