@@ -148,7 +148,7 @@ def fmt_s(seconds: float) -> str:
 
 
 def reference_amplification_numpy(x: np.ndarray, m: float = 1.0) -> float:
-    """The reference amplifier (README "The amplifier"), written plainly in NumPy.
+    """The reference amplifier (docs/restoring.md, "The amplifier"), written plainly in NumPy.
 
     One boolean mask per histogram bin, sums in float64, cast to float32, clipped.
     """

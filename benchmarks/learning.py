@@ -1,8 +1,8 @@
 """Proof that training learns: two short runs on synthetic pairs, scored on held-out photos.
 
-    python -m benchmarks.learning [--out benchmarks/results] [--weights official]
+    python -m benchmarks.learning [--out benchmarks/results/raw] [--weights official]
         [--scratch-steps 2000] [--finetune-steps 400] [--read-noise-scale 4] [--smoke]
-    python -m benchmarks.learning --from-json benchmarks/results/learning.json  # redraw
+    python -m benchmarks.learning --from-json benchmarks/results/raw/learning.json  # redraw
 
 Both runs go through the real training code: `jaxdark.training.loop.train_and_evaluate`
 (which builds the grain pipeline over `jaxdark.data.synthetic_source`, the jitted step of
@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parent / "results" / "raw"
 SMOKE_MODEL = {"features": 16, "growth": 8, "dense_layers": [2]}
 
 
@@ -307,6 +307,66 @@ def _median_rate(run: dict[str, Any]) -> float:
     return float(np.median(rates)) if rates else float("nan")
 
 
+def _table_lines(columns: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)] + [
+        "| " + " | ".join(row) + " |" for row in rows
+    ]
+
+
+def tables(r: dict[str, Any]) -> tuple[tuple[list[str], list[list[str]]], ...]:
+    """``(columns, rows)`` of (a) from scratch and (b) fine-tuning, as text cells."""
+    a, b = r["scratch"], r["finetune"]
+    k = b["read_noise_scale"]
+    noisy, control = b["tuned_on_noisy"], b.get("tuned_on_original")
+    cols_a = ["step", "training loss (mean of the logged window)", "held-out PSNR (dB)", "SSIM"]
+    ssim = dict((s, v) for s, v in a["val_ssim"])
+    rows_a = [
+        [str(s), str(_loss_at(a["loss"], s)), f"{v:.2f}", f"{ssim.get(s, float('nan')):.3f}"]
+        for s, v in a["val_psnr"]
+    ]
+    for label, x in (("naive brightening", a["naive"]), ("official weights", a["official"])):
+        rows_a.append([f"{label} (same pairs)", "-", f"{x['psnr']:.2f}", f"{x['ssim']:.3f}"])
+    cols_b = ["held-out camera", "naive", "official (before)", "fine-tuned on the noisier camera"]
+    if control:
+        cols_b.append("control: fine-tuned on the original camera")
+    rows_b = []
+    for camera, label in (("noisy", f"noisier ({k:g}x read noise)"), ("original", "original")):
+        row = [label, _ps(b["naive"][camera]), _ps(b["official"][camera]), _ps(noisy[camera])]
+        if control:
+            row.append(_ps(control[camera]))
+        rows_b.append(row)
+    return (cols_a, rows_a), (cols_b, rows_b)
+
+
+def write_records(r: dict[str, Any], directory: Path) -> list[Path]:
+    """The two tables as ``learning_scratch.json`` / ``learning_finetune.json`` in the format
+    of `benchmarks.results_io` (what the docs render), for a run measured now."""
+    from benchmarks.results_io import write_results
+
+    a, b = r["scratch"], r["finetune"]
+    noisy = b["tuned_on_noisy"]
+    (cols_a, rows_a), (cols_b, rows_b) = tables(r)
+    notes_a = (
+        f"(a) From scratch: `create_model(seed=0)`, Adam, lr {a['config']['learning_rate']:g}, "
+        f"{a['steps']} steps ({a['train_seconds'] / 60:.1f} min of training), "
+        f"`configs/synthetic.py:local` (crop {a['config']['crop_size']}, batch "
+        f"{a['config']['batch_size']}). Held-out: {len(a['pairs'])} pairs "
+        f"({', '.join(a['pairs'])}; ratio given)."
+    )
+    notes_b = (
+        f"(b) Fine-tuning the official weights on a camera with {b['read_noise_scale']:g}x the "
+        f"read and row noise, lr {b['config']['learning_rate']:g}, {noisy['steps']} steps "
+        f"({noisy['train_seconds'] / 60:.1f} min). PSNR / SSIM on each camera's held-out pairs. "
+        "Held-out PSNR during fine-tuning on the noisier camera: "
+        + ", ".join(f"step {s}: {v:.2f}" for s, v in noisy["val_psnr"])
+        + "."
+    )
+    return [
+        write_results("learning_scratch", cols_a, rows_a, notes=notes_a, directory=directory),
+        write_results("learning_finetune", cols_b, rows_b, notes=notes_b, directory=directory),
+    ]
+
+
 def markdown(r: dict[str, Any]) -> str:
     """The tables of a result."""
     a, b, m = r["scratch"], r["finetune"], r["machine"]
@@ -327,19 +387,10 @@ def markdown(r: dict[str, Any]) -> str:
         f"## (a) From scratch ({a['steps']} steps, lr {a['config']['learning_rate']:g}, "
         f"{a['train_seconds'] / 60:.1f} min of training)",
         "",
-        "| step | training loss (mean of the logged window) | held-out PSNR (dB) | SSIM |",
-        "|---|---|---|---|",
     ]
-    ssim = dict((s, v) for s, v in a["val_ssim"])
-    for s, v in a["val_psnr"]:
-        lines.append(
-            f"| {s} | {_loss_at(a['loss'], s)} | {v:.2f} | {ssim.get(s, float('nan')):.3f} |"
-        )
+    (cols_a, rows_a), (cols_b, rows_b) = tables(r)
+    lines += _table_lines(cols_a, rows_a)
     lines += [
-        f"| naive brightening (same pairs) | - | {a['naive']['psnr']:.2f} | "
-        f"{a['naive']['ssim']:.3f} |",
-        f"| official weights (same pairs) | - | {a['official']['psnr']:.2f} | "
-        f"{a['official']['ssim']:.3f} |",
         "",
         f"## (b) Fine-tuning the official weights on a camera with {k:g}x the read and row "
         f"noise ({noisy['steps']} steps, lr {b['config']['learning_rate']:g}, "
@@ -348,21 +399,8 @@ def markdown(r: dict[str, Any]) -> str:
         "PSNR / SSIM on the held-out pairs of each camera (same photos and draws):",
         "",
     ]
-    header = "| held-out camera | naive | official (before) | fine-tuned on the noisier camera |"
-    rule = "|---|---|---|---|"
     control = b.get("tuned_on_original")
-    if control:
-        header += " control: fine-tuned on the original camera |"
-        rule += "---|"
-    lines += [header, rule]
-    for camera, label in (("noisy", f"noisier ({k:g}x read noise)"), ("original", "original")):
-        row = (
-            f"| {label} | {_ps(b['naive'][camera])} | {_ps(b['official'][camera])} | "
-            f"{_ps(noisy[camera])} |"
-        )
-        if control:
-            row += f" {_ps(control[camera])} |"
-        lines.append(row)
+    lines += _table_lines(cols_b, rows_b)
     lines += [
         "",
         "Held-out PSNR during fine-tuning on the noisier camera: "
@@ -484,6 +522,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"benchmarks.learning: error: {one_line(e)}", file=sys.stderr)
         return 2
     paths = write_outputs(result, Path(args.out))
+    if not args.from_json:  # a redraw keeps the records of the run that measured them
+        # the default --out (results/raw) puts the records where the docs read them
+        records = RESULTS.parent if Path(args.out).resolve() == RESULTS else Path(args.out)
+        paths += write_records(result, records)
     print(markdown(result))
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0

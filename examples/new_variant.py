@@ -3,7 +3,7 @@ restores and benchmarks like the built-in ones.
 
     python -m examples.new_variant          # 20 steps on a synthetic scene, then restore it
     python train.py --config=configs/sid_sony.py:local --workdir=runs/tiny \
-        --config.model.name=examples.new_variant:tiny_resnet   # on SID (see README)
+        --config.model.name=examples.new_variant:tiny_resnet   # on SID (see docs/models.md)
 
 ``"examples.new_variant:tiny_resnet"`` makes jaxdark import this module (which registers
 the model) before looking the name up; checkpoints record that name.

@@ -22,7 +22,7 @@ Tiling (``tile_size``) bounds memory on very large frames: the padded frame is c
 ``tile_size`` squares, each restored with ``tile_overlap`` pixels of context on every
 side (reflect-padded at the frame's borders), and only the square's centre is kept.
 The network's 1/32-scale branch sees hundreds of pixels, so tiles do not reproduce the
-whole-frame output exactly; README.md gives the measured deviation.
+whole-frame output exactly; docs/restoring.md ("Tiling") gives the measured deviation.
 """
 
 from __future__ import annotations
@@ -68,8 +68,9 @@ class Restorer:
         restores whole frames.
       tile_overlap: context restored around each tile and thrown away (a multiple of
         32, or of the input multiple; default 128).
-      apply_fn, params: replace the network call by ``apply_fn(params, x)`` (both
-        must be given; ``model`` is then ignored and may be None).
+      apply_fn: replace the network call by ``apply_fn(params, x)`` (give ``params``
+        too; ``model`` is then ignored and may be None).
+      params: the parameters ``apply_fn`` takes (only with ``apply_fn``).
       dtype: ``"float32"`` (default) or ``"bfloat16"``: the dtype of the folded
         kernels, so of the convolutions' multiplies (accumulation, activations and the
         output stay float32; `jaxdark.models.lamba2021_folded.fold_params`). Not with ``apply_fn``.

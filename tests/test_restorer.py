@@ -141,7 +141,7 @@ def test_tiled_official_output_is_close_to_whole_frame(official_weights):
     whole = Restorer(model).restore(x)
     tiled = Restorer(model, tile_size=256, tile_overlap=128).restore(x)
     diff = np.abs(tiled - whole)
-    # README.md reports the measured deviation; this guards against tiling bugs
+    # docs/restoring.md ("Tiling") reports the measured deviation; this guards against tiling bugs
     # (misplaced tiles or phase shifts give errors of order 0.1 on average).
     assert diff.mean() < 0.02 and diff.max() < 0.5
 

@@ -53,8 +53,9 @@ def export(
       out: the file to write (replaced atomically if it exists; parent folders are created).
       format: ``"onnx"`` (opset 17) or ``"stablehlo"`` (``jax.export`` serialisation).
       dtype: ``"float32"`` or ``"float16"`` (input, output, weights and arithmetic).
-      batch, height, width: static sizes; None (default) leaves them dynamic. Heights and
-        widths must be multiples of 32.
+      batch: static batch size; None (default) leaves it dynamic.
+      height: static height, a multiple of 32; None (default) leaves it dynamic.
+      width: static width, a multiple of 32; None (default) leaves it dynamic.
 
     Raises:
       ExportError: an unsupported option or model, as one line.

@@ -19,7 +19,7 @@ result is cast to float32 and clipped to [1, 300]. It loops over the bins in Num
 * The frame is processed in chunks of about a million pixels (`lax.map`) so the
   per-pixel weights never exist for the whole frame at once: on XLA:CPU, writing a
   fresh frame-sized buffer costs about as much as the whole computation.
-  README.md gives measured times (the reference's NumPy loop takes seconds).
+  docs/performance.md gives measured times (the reference's NumPy loop takes seconds).
 
 Two frames the reference gets wrong: an all-black frame (``sum(x * w) == 0``) gives
 300 here as there, but without dividing by zero; a frame with no pixel below 1 (fully

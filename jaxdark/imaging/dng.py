@@ -75,7 +75,8 @@ def write_dng(
       black_levels: one value, or one per CFA position in row-major order (4 for a
         2x2 Bayer layout).
       white_level: saturation value of the sensor data.
-      make, model: what rawpy reports as the camera.
+      make: what rawpy reports as the camera's maker.
+      model: what rawpy reports as the camera's model.
       as_shot_neutral: white balance of the shot (camera RGB of a neutral).
       color_matrix: DNG ColorMatrix1, XYZ (D65) to camera RGB, 3x3.
     """

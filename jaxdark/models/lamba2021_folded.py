@@ -104,7 +104,7 @@ def fold_params(model: DarkRestorationNet, dtype: jnp.dtype | None = None) -> Fo
     Returns a pytree of device arrays for `apply_folded`. ``dtype`` (default float32)
     is the dtype of the kernels and so of the convolutions' operands; biases,
     accumulation and activations stay float32. With ``jnp.bfloat16`` the 4K output is
-    within ~0.006 of float32 (benchmarks/NOTES.md); bfloat16 activations would double that.
+    within ~0.006 of float32 (docs/performance.md); bfloat16 activations would double that.
     """
     dtype = jnp.float32 if dtype is None else dtype
     kernels = effective_kernels(model)
@@ -197,7 +197,7 @@ def _grouped_small(x: jax.Array, p: dict[str, jax.Array], precision: str | None)
     ``g*in_per_group ... (g+1)*in_per_group - 1``. Pass 1 contracts each group's input
     channels with all nine taps at once (B, H, W, 9, groups); pass 2 adds the nine tap
     planes at their shifts. XLA:CPU runs this in ~30 ms at 4K where its grouped
-    convolution takes ~200 ms (benchmarks/NOTES.md).
+    convolution takes ~200 ms (docs/performance.md).
     """
     w = p["w"]
     kh, kw, groups, per = w.shape

@@ -43,7 +43,7 @@ class WNConv(nnx.Module):
     ``grouped_impl`` picks how a grouped convolution runs: ``"dense"`` (default)
     convolves with the equivalent block-diagonal dense kernel, ``"native"`` uses XLA's
     grouped convolution. Same outputs up to float rounding; on XLA:CPU the gradient of
-    the native form is 20-200x slower (benchmarks/NOTES.md), and the native form is
+    the native form is 20-200x slower (docs/performance.md), and the native form is
     the one whose cost analysis counts the network's true MACs.
     """
 

@@ -9,8 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
-from benchmarks.learning import main, markdown, parse_args, read_scalars
+from benchmarks.learning import main, markdown, parse_args, read_scalars, tables, write_records
 from benchmarks.lineplot import Series, grid, line_chart, nice_ticks
+from benchmarks.results_io import RESULTS_DIR, read_results
 from tests.support.tiny_model import save_tiny
 
 
@@ -56,6 +57,9 @@ def test_smoke_run_writes_plot_and_tables(tmp_path, capsys):
     again = tmp_path / "again"
     assert main(["--from-json", str(out / "learning.json"), "--out", str(again)]) == 0
     assert (again / "learning.md").read_text() == text
+    # the measuring run also wrote the docs' records; a redraw writes none
+    assert read_results("learning_scratch", out)["rows"] == tables(r)[0][1]
+    assert not (again / "learning_scratch.json").exists()
 
 
 def test_flags():
@@ -97,3 +101,13 @@ def test_line_chart():
     assert grid([chart, chart, chart], cols=2).shape == (600, 800, 3)
     with pytest.raises(ValueError, match="no finite points"):
         line_chart([Series("x", [0], [float("nan")])], title="e", xlabel="", ylabel="")
+
+
+def test_records_of_the_recorded_run_match_the_docs_tables(tmp_path):
+    """The recorded run, written as `results_io` records, gives the tables the docs show."""
+    r = json.loads((RESULTS_DIR / "raw" / "learning.json").read_text())
+    write_records(r, tmp_path)
+    for name in ("learning_scratch", "learning_finetune"):
+        new, recorded = read_results(name, tmp_path), read_results(name, RESULTS_DIR)
+        assert new["columns"] == recorded["columns"] and new["rows"] == recorded["rows"]
+        assert new["date"] and new["machine"] and new["command"]

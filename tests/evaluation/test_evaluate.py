@@ -118,7 +118,7 @@ def _mosaic_independent(path: Path) -> np.ndarray:
 
 
 def _reference_amplification(x: np.ndarray, m: float) -> float:
-    """The reference algorithm (README "The amplifier"), written plainly."""
+    """The reference algorithm (docs/restoring.md, "The amplifier"), written plainly."""
     edges = ((2.0 ** np.linspace(0, 8, 128) - 1) / 255).astype(np.float32)
     w = 10.0 ** np.linspace(0, 5, 127)
     w = (w / w.max())[::-1].astype(np.float32)

@@ -73,7 +73,7 @@ def test_init_effective_kernel_equals_v(model):
         np.testing.assert_allclose(conv.kernel(), conv.v[...], rtol=1e-5, atol=1e-7, err_msg=path)
 
 
-# reference init slope `a` per layer (the reference initialisation, README "Public API")
+# reference init slope `a` per layer (the reference initialisation, docs/models.md)
 EXPECTED_A = {
     ("conv32x", 0): 1.0,
     ("conv32x", 1): 1.0,
