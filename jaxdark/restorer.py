@@ -46,13 +46,14 @@ from jaxdark.imaging.device_frame import (
     OUTPUT_BITS,
     FrameSpec,
     abstract_args,
+    check_levels,
+    check_mosaic,
     check_out,
     frame_function,
 )
 from jaxdark.imaging.raw import (
     RawCounts,
     RawFrame,
-    check_sides,
     from_rggb,
     normalise,
     pad_to_multiple,
@@ -260,7 +261,7 @@ class Restorer:
         """Checked host arguments of one frame and its `FrameSpec`."""
         check_out(out)
         red_position(pattern)
-        x = _check_mosaic(mosaic, self.input_multiple, black_levels is None)
+        x = check_mosaic(mosaic, self.input_multiple, black_levels is None)
         if black_levels is None:
             black, white = np.zeros(4, np.float32), np.float32(1.0)
         else:
@@ -270,9 +271,7 @@ class Restorer:
             factor, estimate = np.float32(m), True
         else:
             factor, estimate = np.float32(check_amplification(amplification)), False
-        spec = FrameSpec(
-            tuple(x.shape), x.dtype.name, pattern, self.input_multiple, estimate, out
-        )
+        spec = FrameSpec(tuple(x.shape), x.dtype.name, pattern, self.input_multiple, estimate, out)
         return x, black, white, factor, spec
 
     def submit(
@@ -458,39 +457,6 @@ class PendingRestoration:
             self._done = Restoration(image, float(a), time.perf_counter() - self._start)
             self._image = self._amplification = None
         return self._done
-
-
-def _check_mosaic(mosaic: Any, multiple: int, normalised: bool = True) -> np.ndarray:
-    x = np.asarray(mosaic)
-    if x.ndim == 3 and x.shape[-1] == 1:
-        x = x[..., 0]
-    if x.ndim != 2:
-        raise ValueError(f"expected a (H, W) mosaic, got shape {x.shape}")
-    check_sides(x.shape, multiple)
-    if normalised or x.dtype.kind == "f":
-        x = x.astype(np.float32, copy=False)
-        if not np.isfinite(x).all():
-            raise ValueError("mosaic contains NaN or infinite values")
-    elif x.dtype.kind not in "ui":
-        raise ValueError(f"raw counts must be integers or floats, got {x.dtype}")
-    if not normalised and x.dtype == np.float32:
-        raise ValueError("raw counts given with levels must be integers (float32 is normalised)")
-    return x
-
-
-def check_levels(black_levels: Any, white_level: Any) -> tuple[np.ndarray, np.float32]:
-    """Black levels (4, per 2x2 position) and a white level above them, as float32
-    (a one-line ValueError otherwise)."""
-    black = np.asarray(black_levels, np.float32).reshape(-1)
-    if black.shape != (4,) and black.shape != (1,):
-        raise ValueError(f"black_levels needs 4 values (one per 2x2 position), got {black.size}")
-    black = np.broadcast_to(black, (4,)).copy()
-    white = np.float32(white_level if white_level is not None else np.nan)
-    if not (np.isfinite(black).all() and np.isfinite(white) and white > black.max()):
-        raise ValueError(
-            f"white level {white_level!r} is not above the black levels {black.tolist()}"
-        )
-    return black, white
 
 
 def check_amplification(a: Any) -> float:

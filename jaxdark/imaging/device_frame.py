@@ -31,7 +31,7 @@ import numpy as np
 
 from jaxdark.fileio import to_uint
 from jaxdark.imaging.amplifier import estimate_amplification
-from jaxdark.imaging.raw import from_rggb, normalise, pad_to_multiple, to_rggb
+from jaxdark.imaging.raw import check_sides, from_rggb, normalise, pad_to_multiple, to_rggb
 
 OUTPUT_BITS = {"uint8": 8, "uint16": 16, "float32": None}
 
@@ -102,3 +102,38 @@ def abstract_args(spec: FrameSpec) -> tuple[jax.ShapeDtypeStruct, ...]:
         jax.ShapeDtypeStruct(lead, jnp.float32),
         jax.ShapeDtypeStruct(lead, jnp.float32),
     )
+
+
+def check_mosaic(mosaic: Any, multiple: int, normalised: bool = True) -> np.ndarray:
+    """A host (H, W) mosaic checked for the device path: float32 and finite when
+    ``normalised``, else the sensor's integers; sides >= ``multiple`` (one-line ValueError)."""
+    x = np.asarray(mosaic)
+    if x.ndim == 3 and x.shape[-1] == 1:
+        x = x[..., 0]
+    if x.ndim != 2:
+        raise ValueError(f"expected a (H, W) mosaic, got shape {x.shape}")
+    check_sides(x.shape, multiple)
+    if normalised or x.dtype.kind == "f":
+        x = x.astype(np.float32, copy=False)
+        if not np.isfinite(x).all():
+            raise ValueError("mosaic contains NaN or infinite values")
+    elif x.dtype.kind not in "ui":
+        raise ValueError(f"raw counts must be integers or floats, got {x.dtype}")
+    if not normalised and x.dtype == np.float32:
+        raise ValueError("raw counts given with levels must be integers (float32 is normalised)")
+    return x
+
+
+def check_levels(black_levels: Any, white_level: Any) -> tuple[np.ndarray, np.float32]:
+    """Black levels (4, per 2x2 position) and a white level above them, as float32
+    (a one-line ValueError otherwise)."""
+    black = np.asarray(black_levels, np.float32).reshape(-1)
+    if black.shape != (4,) and black.shape != (1,):
+        raise ValueError(f"black_levels needs 4 values (one per 2x2 position), got {black.size}")
+    black = np.broadcast_to(black, (4,)).copy()
+    white = np.float32(white_level if white_level is not None else np.nan)
+    if not (np.isfinite(black).all() and np.isfinite(white) and white > black.max()):
+        raise ValueError(
+            f"white level {white_level!r} is not above the black levels {black.tolist()}"
+        )
+    return black, white
