@@ -30,7 +30,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import jax
@@ -45,6 +44,8 @@ from jaxdark.imaging.bayer import red_position
 from jaxdark.imaging.device_frame import (
     OUTPUT_BITS,
     FrameSpec,
+    PendingRestoration,
+    Restoration,
     abstract_args,
     check_levels,
     check_mosaic,
@@ -65,15 +66,6 @@ from jaxdark.imaging.raw import (
 from jaxdark.models.precision import resolve_dtype
 
 ApplyFn = Callable[[Any, jax.Array], jax.Array]
-
-
-@dataclass(frozen=True)
-class Restoration:
-    """One restored frame: the image and how it was made."""
-
-    image: np.ndarray  # (H, W, 3) sRGB: float32 in [0, 1], or uint8 / uint16
-    amplification: float  # the factor the network input was multiplied by
-    seconds: float  # wall time of the restoration (amplifier + network + copies)
 
 
 class Restorer:
@@ -431,32 +423,6 @@ class Restorer:
         """Read a RAW file (`jaxdark.imaging.raw.read_raw_counts`) and restore it:
         (H, W, 3) of dtype ``out`` (float32 in [0, 1] by default)."""
         return self.restore_frame(read_raw_counts(path), amplification, m, out=out).image
-
-
-class PendingRestoration:
-    """A frame the device is restoring; `result` waits for it (see `Restorer.submit`)."""
-
-    def __init__(self, image: Any, amplification: Any, start: float, index: int | None = None):
-        self._image, self._amplification = image, amplification
-        self._start, self._index = start, index
-        self._done: Restoration | None = None
-
-    @classmethod
-    def done(cls, restoration: Restoration) -> PendingRestoration:
-        """An already finished restoration (the tiled path runs synchronously)."""
-        pending = cls(None, None, 0.0)
-        pending._done = restoration
-        return pending
-
-    def result(self) -> Restoration:
-        """The `Restoration`, copied to the host (blocks until the device is done)."""
-        if self._done is None:
-            image, a = np.asarray(self._image), np.asarray(self._amplification)
-            if self._index is not None:
-                image, a = image[self._index], a[self._index]
-            self._done = Restoration(image, float(a), time.perf_counter() - self._start)
-            self._image = self._amplification = None
-        return self._done
 
 
 def check_amplification(a: Any) -> float:

@@ -21,6 +21,7 @@ same-shape frames (``raw`` (B, H, W), ``black`` (B, 4), ``white``/``factor`` (B,
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,15 @@ from jaxdark.imaging.amplifier import estimate_amplification
 from jaxdark.imaging.raw import check_sides, from_rggb, normalise, pad_to_multiple, to_rggb
 
 OUTPUT_BITS = {"uint8": 8, "uint16": 16, "float32": None}
+
+
+@dataclass(frozen=True)
+class Restoration:
+    """One restored frame: the image and how it was made."""
+
+    image: np.ndarray  # (H, W, 3) sRGB: float32 in [0, 1], or uint8 / uint16
+    amplification: float  # the factor the network input was multiplied by
+    seconds: float  # wall time of the restoration (amplifier + network + copies)
 
 
 @dataclass(frozen=True)
@@ -137,3 +147,29 @@ def check_levels(black_levels: Any, white_level: Any) -> tuple[np.ndarray, np.fl
             f"white level {white_level!r} is not above the black levels {black.tolist()}"
         )
     return black, white
+
+
+class PendingRestoration:
+    """A frame the device is restoring; `result` waits for it (see `Restorer.submit`)."""
+
+    def __init__(self, image: Any, amplification: Any, start: float, index: int | None = None):
+        self._image, self._amplification = image, amplification
+        self._start, self._index = start, index
+        self._done: Restoration | None = None
+
+    @classmethod
+    def done(cls, restoration: Restoration) -> PendingRestoration:
+        """An already finished restoration (the tiled path runs synchronously)."""
+        pending = cls(None, None, 0.0)
+        pending._done = restoration
+        return pending
+
+    def result(self) -> Restoration:
+        """The `Restoration`, copied to the host (blocks until the device is done)."""
+        if self._done is None:
+            image, a = np.asarray(self._image), np.asarray(self._amplification)
+            if self._index is not None:
+                image, a = image[self._index], a[self._index]
+            self._done = Restoration(image, float(a), time.perf_counter() - self._start)
+            self._image = self._amplification = None
+        return self._done
