@@ -85,12 +85,20 @@ class VideoStats:
     """What `restore_video` did."""
 
     frames: int
-    seconds: float
+    seconds: float  # from the start to the last frame written, compilation included
     amplifications: list[float]
+    first_seconds: float = float("nan")  # until the first frame came back (compiles)
 
     @property
     def fps(self) -> float:
+        """Frames per second over the whole run."""
         return self.frames / self.seconds if self.seconds > 0 else float("nan")
+
+    @property
+    def steady_fps(self) -> float:
+        """Frames per second after the first frame (compilation left out)."""
+        rest = self.seconds - self.first_seconds
+        return (self.frames - 1) / rest if self.frames > 1 and rest > 0 else float("nan")
 
 
 class VideoRestorer:
@@ -235,6 +243,7 @@ def restore_video(
     video = VideoRestorer(restorer, m)
     amplifications: list[float] = []
     start = time.perf_counter()
+    first: list[float] = []
 
     def write(tmp: Path) -> None:
         writer = Mp4Writer(tmp, fps, crf)
@@ -242,6 +251,8 @@ def restore_video(
             for i, (image, a) in enumerate(video.frames(frames, in_flight)):
                 writer.write(image)
                 amplifications.append(a)
+                if not first:
+                    first.append(time.perf_counter() - start)
                 if on_frame is not None:
                     on_frame(i, a)
         finally:
@@ -250,4 +261,5 @@ def restore_video(
             raise ValueError("no frames to write")
 
     write_atomic(out, write)
-    return VideoStats(len(amplifications), time.perf_counter() - start, amplifications)
+    seconds = time.perf_counter() - start
+    return VideoStats(len(amplifications), seconds, amplifications, first[0])
