@@ -156,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "video", False):
         from jaxdark.cli.demo_video import run_video
 
-        return run_video(args)
+        return run_video(args, *load_photo(args.photo, args.crop), DEMO_GAINS)
     if args.seed < 0:
         raise ValueError(f"--seed must be >= 0, got {args.seed}")
     if args.m is not None:

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Sequence
 from pathlib import Path
+
+import numpy as np
 
 DEFAULT_FRAMES = 48
 PAN_STEP = 2
@@ -34,9 +37,11 @@ def add_video_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run_video(args: argparse.Namespace) -> int:
-    """Make the clip, write its DNGs, restore it into an MP4 and print the rate."""
-    from jaxdark.cli.demo import DEMO_GAINS, load_photo
+def run_video(
+    args: argparse.Namespace, photo: np.ndarray, what: str, gains: Sequence[float]
+) -> int:
+    """Make the clip of ``photo`` (described by ``what``; camera white balance ``gains``),
+    write its DNGs, restore it into an MP4 and print the rate."""
     from jaxdark.constants import SID_BLACK_LEVEL, SID_WHITE_LEVEL
     from jaxdark.data.synthetic_clip import ClipSpec, dark_clip
     from jaxdark.extras import require_extra
@@ -48,7 +53,6 @@ def run_video(args: argparse.Namespace) -> int:
     require_extra("video", "jaxdark demo --video")
     if not 2 <= args.frames <= 10000:
         raise ValueError(f"--frames must be in [2, 10000], got {args.frames}")
-    photo, what = load_photo(args.photo, args.crop)
     h = photo.shape[0] // 2 * 2
     w = (photo.shape[1] - PAN_STEP * (args.frames - 1)) // 2 * 2
     if min(h, w) < 32:
@@ -61,7 +65,7 @@ def run_video(args: argparse.Namespace) -> int:
     frames_dir.mkdir(parents=True, exist_ok=True)
     spec = ClipSpec((h, w), args.frames, PAN_STEP, args.ratio, args.seed)
     frames = []
-    for i, counts in enumerate(dark_clip(photo, spec, DEMO_GAINS)):
+    for i, counts in enumerate(dark_clip(photo, spec, gains)):
         write_dng(
             frames_dir / f"frame_{i:05d}.dng",
             counts,
