@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shlex
 import statistics
 import sys
 import tempfile
@@ -316,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2, help="CLI reader/writer threads (2)")
     parser.add_argument("--no-record", action="store_true", help="do not write results JSON")
     args = parser.parse_args(argv)
+    command = "python -m benchmarks.bench_e2e " + shlex.join(sys.argv[1:] if argv is None else argv)
     smoke = args.smoke
     size = args.size or ((64, 96) if smoke else UHD)
     cli_size = args.cli_size or ((64, 96) if smoke else SONY)
@@ -356,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         path = write_results(name, COLUMNS, [[*r[:2], round(r[2], 4), *r[3:4],
                              round(r[4], 4) if isinstance(r[4], float) else r[4]] for r in rows],
-                             notes=notes)  # fmt: skip
+                             notes=notes, command=command)  # fmt: skip
         print(f"recorded {path}")
     return 0
 
