@@ -286,12 +286,29 @@ def gpu_rows(model, *, on_gpu: bool | None = None, smoke_size=(64, 96)) -> list[
         ["4K streaming host to host (uint8)", ">= 300 frames/s", f"{stream:.0f} frames/s"],
         ["4K RAW video from frames in memory", ">= 120 frames/s", f"{video:.0f} frames/s"],
     ]
+    rows += rewrite_rows(model, uhd, 5 if on_gpu else 1)
     for r in (restorer, bf16):
         gb = device_memory_bytes(r, sony) / 1e9
         rows.append([f"Sony frame device memory, {r.dtype} (XLA's account)", "<= 1.2 GB",
                      f"{gb:.2f} GB"])  # fmt: skip
     if not on_gpu:
         rows = [[name, target, NOT_MEASURED] for name, target, _ in rows]
+    return rows
+
+
+def rewrite_rows(model, shape: tuple[int, int], repeats: int) -> list[list[Any]]:
+    """The bare network (float32) with each choice of the fast path's rewrites
+    (`jaxdark.models.lamba2021_folded.REWRITES`): all, none, and all but one."""
+    from jaxdark.models.lamba2021_folded import REWRITES, apply_folded, fold_params
+    from jaxdark.restorer import Restorer
+
+    choices = [REWRITES, ()] + [tuple(r for r in REWRITES if r != off) for off in REWRITES]
+    rows = []
+    for choice in choices:
+        r = Restorer(None, apply_fn=apply_folded, params=fold_params(model, rewrites=choice))
+        seconds = bare_network_seconds(r, shape, repeats)
+        rows.append([f"4K network, rewrites: {'+'.join(choice) or 'none'}", "fastest wins",
+                     f"{seconds * 1e3:.2f} ms"])  # fmt: skip
     return rows
 
 
