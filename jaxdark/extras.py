@@ -17,6 +17,7 @@ EXTRAS = {
         "tensorboardX": "tensorboardX",
         "absl": "absl-py",
     },
+    "video": {"av": "av"},
 }
 
 

@@ -59,13 +59,17 @@ def _umask() -> int:
     return mask
 
 
-def to_uint(image: np.ndarray, bits: int) -> np.ndarray:
-    """[0, 1] float image -> rounded uint8 (bits=8) or uint16 (bits=16); uint8 passes."""
-    if image.dtype == np.uint8 and bits == 8:
+def to_uint(image, bits: int):
+    """[0, 1] float image -> rounded uint8 (bits=8) or uint16 (bits=16); an image already
+    of that integer type passes. NumPy or JAX arrays (inside jit too: the device path
+    quantises with this same rule, round half to even)."""
+    target = np.uint8 if bits == 8 else np.uint16
+    if image.dtype == target:
         return image
+    xp = np if isinstance(image, np.ndarray) else image.__array_namespace__()
     top = (1 << bits) - 1
-    q = np.rint(np.clip(image, 0.0, 1.0) * top)
-    return q.astype(np.uint8 if bits == 8 else np.uint16)
+    q = xp.rint(xp.clip(image, 0.0, 1.0) * top)
+    return q.astype(target)
 
 
 def encode_image(path: Path, image: np.ndarray, fmt: str) -> None:

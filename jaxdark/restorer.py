@@ -1,28 +1,28 @@
 """`Restorer`: dark RAW mosaic in, sRGB image out, at the input's exact resolution.
 
-The path of one frame:
-
-1. the amplification: given, or `jaxdark.estimate_amplification(mosaic, m)` on the
-   mosaic as given (the reference estimates on its whole, cropped frame);
-2. a non-RGGB mosaic is brought to the RGGB phase (`jaxdark.imaging.raw.to_rggb`) and the sides
-   reflect-padded to multiples of 32 (`jaxdark.imaging.raw.pad_to_multiple`), on the host;
-3. one compiled function computes ``apply_fn(params, amplification * x)``; it is
-   compiled once per padded shape and kept (`Restorer.compiled_shapes`), so frames of
-   a size seen before never recompile, and the amplification is an argument, not a
-   constant;
-4. the result is cropped back to the input's pixel grid.
+The path of one frame is one compiled device function per frame shape
+(`jaxdark.imaging.device_frame`): the raw integers (or a normalised float32 mosaic) are
+uploaded once; normalisation with the file's levels, the amplification estimate
+(``estimate_amplification(mosaic, m)`` on the mosaic as given, as the reference does),
+the RGGB phase and reflect padding to the model's input multiple, the network, the crop
+back onto the input's pixel grid and the quantisation to uint8 / uint16 (or float32) all
+run there, and only the final image and the factor come back. The functions are kept
+per `jaxdark.imaging.device_frame.FrameSpec` (shape, dtype, Bayer phase, output type), so
+a frame like one seen before never recompiles; the amplification and the levels are
+arguments, not constants. `Restorer.submit` returns before the device is done (JAX's
+asynchronous dispatch): `jaxdark.streaming` keeps several frames in flight with it.
 
 ``apply_fn(params, x)`` is a pure function of a parameter pytree and a (B, H, W, 1)
-batch returning (B, H, W, 3); by default it is `jaxdark.models.lamba2021_folded.apply_folded` on the
-model's `jaxdark.models.lamba2021_folded.fold_params` (weight norm folded away once, equal to the
-model
-within 1e-5), and any equivalent function can replace it.
+batch returning (B, H, W, 3); by default it is `jaxdark.models.lamba2021_folded.apply_folded`
+on the model's `jaxdark.models.lamba2021_folded.fold_params` (weight norm folded away
+once, equal to the model within 1e-5), and any equivalent function can replace it.
 
 Tiling (``tile_size``) bounds memory on very large frames: the padded frame is cut into
 ``tile_size`` squares, each restored with ``tile_overlap`` pixels of context on every
 side (reflect-padded at the frame's borders), and only the square's centre is kept.
-The network's 1/32-scale branch sees hundreds of pixels, so tiles do not reproduce the
-whole-frame output exactly; docs/restoring.md ("Tiling") gives the measured deviation.
+Tiled frames are assembled on the host. The network's 1/32-scale branch sees hundreds of
+pixels, so tiles do not reproduce the whole-frame output exactly; docs/restoring.md
+("Tiling") gives the measured deviation.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import jax
@@ -39,20 +38,34 @@ import numpy as np
 from flax import nnx
 
 from jaxdark.constants import INPUT_MULTIPLE, MAX_USER_AMPLIFICATION
+from jaxdark.fileio import to_uint
 from jaxdark.imaging.amplifier import check_m, estimate_amplification
-from jaxdark.imaging.raw import RawFrame, from_rggb, pad_to_multiple, read_raw, to_rggb
+from jaxdark.imaging.bayer import red_position
+from jaxdark.imaging.device_frame import (
+    OUTPUT_BITS,
+    FrameSpec,
+    PendingRestoration,
+    Restoration,
+    abstract_args,
+    check_levels,
+    check_mosaic,
+    check_out,
+    frame_function,
+)
+from jaxdark.imaging.raw import (
+    RawCounts,
+    RawFrame,
+    from_rggb,
+    normalise,
+    pad_to_multiple,
+    padded_shape,
+    read_raw_counts,
+    reflect_pad,
+    to_rggb,
+)
 from jaxdark.models.precision import resolve_dtype
 
 ApplyFn = Callable[[Any, jax.Array], jax.Array]
-
-
-@dataclass(frozen=True)
-class Restoration:
-    """One restored frame: the image and how it was made."""
-
-    image: np.ndarray  # (H, W, 3) float32 sRGB in [0, 1]
-    amplification: float  # the factor the network input was multiplied by
-    seconds: float  # wall time of the restoration (amplifier + network + copies)
 
 
 class Restorer:
@@ -138,7 +151,8 @@ class Restorer:
         self.apply_fn = apply_fn
         self.params = params
         self._jitted = jax.jit(self._amplified_apply)
-        self._compiled: dict[tuple[int, int], Any] = {}
+        self._compiled: dict[Any, Any] = {}
+        self._compile_log: list[tuple[int, int]] = []
 
     def set_weights(self, model: nnx.Module) -> None:
         """Swap in ``model``'s weights (same architecture as before, e.g. a newer training
@@ -157,32 +171,39 @@ class Restorer:
     # ------------------------------------------------------------------ compiled core
 
     def _amplified_apply(self, params: Any, x: jax.Array, amplification: jax.Array) -> jax.Array:
-        """(H, W) padded RGGB mosaic and a factor -> (H, W, 3): the one compiled function."""
+        """(H, W) padded RGGB tile and a factor -> (H, W, 3): the tiled path's function."""
         y = self.apply_fn(params, (amplification * x)[None, :, :, None])
         return y[0]
 
-    def _compiled_for(self, shape: tuple[int, int]) -> Any:
+    def _compiled_tile(self, shape: tuple[int, int]) -> Any:
         fn = self._compiled.get(shape)
         if fn is None:
             spec = jax.ShapeDtypeStruct(shape, jnp.float32)
             amp = jax.ShapeDtypeStruct((), jnp.float32)
             fn = self._jitted.lower(self.params, spec, amp).compile()
             self._compiled[shape] = fn
+            self._compile_log.append(shape)
+        return fn
+
+    def compiled_frame(self, spec: FrameSpec) -> Any:
+        """The compiled whole-frame function of ``spec`` (compiled on first use, kept)."""
+        fn = self._compiled.get(spec)
+        if fn is None:
+            jitted = jax.jit(frame_function(self.apply_fn, spec))
+            fn = jitted.lower(self.params, *abstract_args(spec)).compile()
+            self._compiled[spec] = fn
+            self._compile_log.append(tuple(spec.shape))
         return fn
 
     @property
     def compiled_shapes(self) -> list[tuple[int, int]]:
-        """Padded (H, W) shapes compiled so far, in order (one entry per compilation)."""
-        return list(self._compiled)
-
-    def _run(self, x: np.ndarray, amplification: float) -> np.ndarray:
-        """Padded RGGB mosaic (sides multiples of ``input_multiple``) -> (H, W, 3), tiled."""
-        if self.tile_size is None or max(x.shape) <= self.tile_size:
-            fn = self._compiled_for(x.shape)
-            return np.asarray(fn(self.params, jnp.asarray(x), np.float32(amplification)))
-        return self._run_tiled(x, amplification)
+        """Shapes compiled so far, in order, one entry per compilation: the frame's (H, W)
+        for whole frames (one function per frame shape, Bayer phase and output type), the
+        tile's padded (H, W) for tiled frames."""
+        return list(self._compile_log)
 
     def _run_tiled(self, x: np.ndarray, amplification: float) -> np.ndarray:
+        """Padded RGGB mosaic (sides multiples of ``input_multiple``) -> (H, W, 3), tiled."""
         t = self.tile_size
         h, w = x.shape
         # context beyond the frame is only mirrored frame: no tile needs more than the frame
@@ -190,9 +211,9 @@ class Restorer:
         o = min(self.tile_overlap, -(-max(h, w) // m) * m)
         nh, nw = -(-h // t), -(-w // t)
         # Extend to whole tiles plus the context ring; reflect keeps the Bayer phase
-        # because every pad is even. np.pad mirrors repeatedly if a pad exceeds the side.
-        ext = _reflect_pad(x, (o, nh * t - h + o), (o, nw * t - w + o))
-        fn = self._compiled_for((t + 2 * o, t + 2 * o))
+        # because every pad is even.
+        ext = reflect_pad(x, (o, nh * t - h + o), (o, nw * t - w + o))
+        fn = self._compiled_tile((t + 2 * o, t + 2 * o))
         out = np.empty((nh * t, nw * t, 3), np.float32)
         a = np.float32(amplification)
         for i in range(nh):
@@ -202,11 +223,114 @@ class Restorer:
                 out[i * t : (i + 1) * t, j * t : (j + 1) * t] = y[o : o + t, o : o + t]
         return out[:h, :w]
 
+    def _tiled(self, shape: tuple[int, int], pattern: str) -> bool:
+        """Whether a frame of ``shape`` is restored in tiles (its padded RGGB mosaic has a
+        side over ``tile_size``)."""
+        if self.tile_size is None:
+            return False
+        dy, dx = red_position(pattern)
+        padded = padded_shape((shape[0] + dy, shape[1] + dx), self.input_multiple)
+        return max(padded) > self.tile_size
+
+    def _restore_tiled(self, x, black, white, factor, estimate, pattern, out) -> Restoration:
+        start = time.perf_counter()
+        if x.dtype != np.float32:
+            x = normalise(x, black, white)
+        a = float(estimate_amplification(x, factor)) if estimate else float(factor)
+        rggb, offset = to_rggb(x, pattern)
+        y = self._run_tiled(pad_to_multiple(rggb, self.input_multiple), a)
+        image = from_rggb(y[: rggb.shape[0], : rggb.shape[1]], offset, x.shape)
+        bits = OUTPUT_BITS[out]
+        image = np.ascontiguousarray(image if bits is None else to_uint(image, bits))
+        return Restoration(image, a, time.perf_counter() - start)
+
     # ------------------------------------------------------------------ public API
 
     def amplification(self, mosaic: np.ndarray, m: float = 5.0) -> float:
         """The estimated factor ``estimate_amplification(mosaic, m)`` as a Python float."""
         return float(estimate_amplification(np.asarray(mosaic, np.float32), m))
+
+    def _prepare(self, mosaic, black_levels, white_level, amplification, m, pattern, out):
+        """Checked host arguments of one frame and its `FrameSpec`."""
+        check_out(out)
+        red_position(pattern)
+        x = check_mosaic(mosaic, self.input_multiple, black_levels is None)
+        if black_levels is None:
+            black, white = np.zeros(4, np.float32), np.float32(1.0)
+        else:
+            black, white = check_levels(black_levels, white_level)
+        if amplification is None:
+            check_m(m)
+            factor, estimate = np.float32(m), True
+        else:
+            factor, estimate = np.float32(check_amplification(amplification)), False
+        spec = FrameSpec(tuple(x.shape), x.dtype.name, pattern, self.input_multiple, estimate, out)
+        return x, black, white, factor, spec
+
+    def submit(
+        self,
+        mosaic: np.ndarray,
+        amplification: float | None = None,
+        m: float = 5.0,
+        pattern: str = "RGGB",
+        *,
+        black_levels: Any = None,
+        white_level: float | None = None,
+        out: str = "float32",
+    ) -> PendingRestoration:
+        """Start restoring one frame and return at once (asynchronous dispatch).
+
+        ``mosaic`` is a normalised float mosaic (``black_levels`` None) or the sensor's
+        integers with ``black_levels`` (4, per 2x2 position) and ``white_level``. The
+        returned `PendingRestoration`'s ``result()`` waits for the image (dtype ``out``).
+        """
+        x, black, white, factor, spec = self._prepare(
+            mosaic, black_levels, white_level, amplification, m, pattern, out
+        )
+        start = time.perf_counter()
+        if self._tiled(x.shape, pattern):
+            return PendingRestoration.done(
+                self._restore_tiled(x, black, white, factor, spec.estimate, pattern, out)
+            )
+        fn = self.compiled_frame(spec)
+        image, a = fn(self.params, jax.device_put(x), black, white, factor)
+        return PendingRestoration(image, a, start)
+
+    def submit_batch(self, frames: list[dict[str, Any]]) -> list[PendingRestoration]:
+        """Start restoring several same-shape frames as one batch (one device call).
+
+        Each item holds `submit`'s arguments by name (``mosaic`` and optionally
+        ``amplification``, ``m``, ``pattern``, ``black_levels``, ``white_level``,
+        ``out``); all must give the same `FrameSpec` (shape, dtype, Bayer phase, output
+        type, estimate or not) and none may need tiling (ValueError otherwise).
+        """
+        prepared = []
+        for f in frames:
+            kw = dict(f)
+            prepared.append(
+                self._prepare(
+                    kw.pop("mosaic"),
+                    kw.pop("black_levels", None),
+                    kw.pop("white_level", None),
+                    kw.pop("amplification", None),
+                    kw.pop("m", 5.0),
+                    kw.pop("pattern", "RGGB"),
+                    kw.pop("out", "float32"),
+                )
+            )
+        specs = {p[4] for p in prepared}
+        if len(specs) != 1:
+            raise ValueError("submit_batch needs frames of one shape, dtype, pattern and output")
+        spec = specs.pop()
+        if self._tiled(spec.shape, spec.pattern):
+            raise ValueError("submit_batch does not tile; submit tiled frames one by one")
+        start = time.perf_counter()
+        n = len(prepared)
+        batch = FrameSpec(**{**spec.__dict__, "batch": n})
+        stacked = [np.stack([p[i] for p in prepared]) for i in range(4)]
+        fn = self.compiled_frame(batch)
+        images, amps = fn(self.params, jax.device_put(stacked[0]), *stacked[1:])
+        return [PendingRestoration(images, amps, start, index=i) for i in range(n)]
 
     def restore_mosaic(
         self,
@@ -214,21 +338,34 @@ class Restorer:
         amplification: float | None = None,
         m: float = 5.0,
         pattern: str = "RGGB",
+        *,
+        out: str = "float32",
     ) -> Restoration:
         """Like `restore`, returning a `Restoration` (image, factor used, time)."""
-        start = time.perf_counter()
-        x = _check_mosaic(mosaic)
-        if amplification is None:
-            check_m(m)
-            amplification = self.amplification(x, m)
-        else:
-            amplification = check_amplification(amplification)
-        rggb, offset = to_rggb(x, pattern)
-        padded = pad_to_multiple(rggb, self.input_multiple)
-        y = self._run(padded, amplification)
-        image = from_rggb(y[: rggb.shape[0], : rggb.shape[1]], offset, x.shape)
-        image = np.ascontiguousarray(image, dtype=np.float32)
-        return Restoration(image, amplification, time.perf_counter() - start)
+        return self.submit(mosaic, amplification, m, pattern, out=out).result()
+
+    def restore_counts(
+        self,
+        counts: np.ndarray,
+        black_levels: Any,
+        white_level: float,
+        amplification: float | None = None,
+        m: float = 5.0,
+        pattern: str = "RGGB",
+        *,
+        out: str = "float32",
+    ) -> Restoration:
+        """Restore a mosaic of raw sensor integers (normalised on the device with
+        ``black_levels``, one per 2x2 position row-major, and ``white_level``)."""
+        return self.submit(
+            counts,
+            amplification,
+            m,
+            pattern,
+            black_levels=black_levels,
+            white_level=white_level,
+            out=out,
+        ).result()
 
     def restore(
         self,
@@ -241,7 +378,8 @@ class Restorer:
 
         Args:
           mosaic: (H, W) black-level-corrected mosaic, white level 1 (as
-            `jaxdark.imaging.raw.read_raw` gives), sides >= 32 pixels, any size.
+            `jaxdark.imaging.raw.read_raw` gives), sides >= the model's input multiple
+            (32), any size.
           amplification: the factor to multiply the mosaic by before the network;
             None (default) uses ``estimate_amplification(mosaic, m)``.
           m: brightness scale of the estimate (5, as the reference trained).
@@ -254,33 +392,38 @@ class Restorer:
         return self.restore_mosaic(mosaic, amplification, m, pattern).image
 
     def restore_frame(
-        self, frame: RawFrame, amplification: float | None = None, m: float = 5.0
+        self,
+        frame: RawFrame | RawCounts,
+        amplification: float | None = None,
+        m: float = 5.0,
+        *,
+        out: str = "float32",
     ) -> Restoration:
-        """Restore a `jaxdark.imaging.raw.RawFrame` (its own Bayer phase and levels)."""
-        return self.restore_mosaic(frame.mosaic, amplification, m, frame.pattern)
+        """Restore a `jaxdark.imaging.raw.RawFrame` or `jaxdark.imaging.raw.RawCounts`
+        (its own Bayer phase and levels; counts are normalised on the device)."""
+        if isinstance(frame, RawCounts):
+            return self.restore_counts(
+                frame.counts,
+                frame.black_levels,
+                frame.white_level,
+                amplification,
+                m,
+                frame.pattern,
+                out=out,
+            )
+        return self.restore_mosaic(frame.mosaic, amplification, m, frame.pattern, out=out)
 
     def restore_file(
-        self, path: str | os.PathLike, amplification: float | None = None, m: float = 5.0
+        self,
+        path: str | os.PathLike,
+        amplification: float | None = None,
+        m: float = 5.0,
+        *,
+        out: str = "float32",
     ) -> np.ndarray:
-        """Read a RAW file (`jaxdark.imaging.raw.read_raw`) and restore it: (H, W, 3) float32."""
-        return self.restore_frame(read_raw(path), amplification, m).image
-
-
-def _check_mosaic(mosaic: Any) -> np.ndarray:
-    x = np.asarray(mosaic)
-    if x.ndim == 3 and x.shape[-1] == 1:
-        x = x[..., 0]
-    if x.ndim != 2:
-        raise ValueError(f"expected a (H, W) mosaic, got shape {x.shape}")
-    if min(x.shape) < INPUT_MULTIPLE:
-        raise ValueError(
-            f"mosaic of {x.shape[0]}x{x.shape[1]} pixels is too small: sides must be "
-            f">= {INPUT_MULTIPLE}"
-        )
-    x = x.astype(np.float32, copy=False)
-    if not np.isfinite(x).all():
-        raise ValueError("mosaic contains NaN or infinite values")
-    return x
+        """Read a RAW file (`jaxdark.imaging.raw.read_raw_counts`) and restore it:
+        (H, W, 3) of dtype ``out`` (float32 in [0, 1] by default)."""
+        return self.restore_frame(read_raw_counts(path), amplification, m, out=out).image
 
 
 def check_amplification(a: Any) -> float:
@@ -295,18 +438,3 @@ def check_amplification(a: Any) -> float:
             f"amplification must be a number in (0, {MAX_USER_AMPLIFICATION:g}], got {a!r}"
         )
     return value
-
-
-def _reflect_pad(x: np.ndarray, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
-    """np.pad(reflect) that also works when a pad is larger than the side."""
-    while rows[0] or rows[1] or cols[0] or cols[1]:
-        h, w = x.shape
-        r = (min(rows[0], h - 1), min(rows[1], h - 1))
-        c = (min(cols[0], w - 1), min(cols[1], w - 1))
-        # keep each step's pads even so the Bayer phase survives every mirror
-        r = tuple(v - v % 2 if v != rows[k] else v for k, v in enumerate(r))
-        c = tuple(v - v % 2 if v != cols[k] else v for k, v in enumerate(c))
-        x = np.pad(x, (r, c), mode="reflect")
-        rows = (rows[0] - r[0], rows[1] - r[1])
-        cols = (cols[0] - c[0], cols[1] - c[1])
-    return x

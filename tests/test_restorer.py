@@ -51,14 +51,16 @@ def test_given_amplification_is_used_unchanged(model, restorer):
     assert m8.amplification == pytest.approx(reference_amplification(x, 8.0), rel=1e-5)
 
 
-def test_one_compilation_per_padded_shape(model):
-    r = Restorer(model)
-    for shape in [(70, 99), (96, 128), (65, 97), (70, 99)]:
+def test_one_compilation_per_frame_shape():
+    from tests.support.tiny_model import TINY, numpy_model
+
+    r = Restorer(numpy_model(0, **TINY))
+    for shape in [(70, 99), (96, 128), (70, 99)]:
         r.restore(_dark(shape))
-    assert r.compiled_shapes == [(96, 128)]
-    r.restore(_dark((64, 64)))
-    r.restore(_dark((40, 33)))
-    assert r.compiled_shapes == [(96, 128), (64, 64)]
+    assert r.compiled_shapes == [(70, 99), (96, 128)]
+    r.restore(_dark((70, 99)), amplification=3.0)  # a given factor: another function
+    r.restore(_dark((96, 128), seed=2))
+    assert r.compiled_shapes == [(70, 99), (96, 128), (70, 99)]
 
 
 def _echo_restorer(**kwargs):

@@ -18,6 +18,7 @@ from jaxdark.errors import JaxdarkError, one_line
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("jaxdark.cli.convert", "convert a PyTorch checkpoint to a jaxdark (orbax) one"),
     "restore": ("jaxdark.cli.restore", "restore dark RAW files to sRGB images"),
+    "video": ("jaxdark.cli.video", "restore a sequence of dark RAW frames into an H.264 MP4"),
     "demo": ("jaxdark.cli.demo", "restore a photo made extremely dark (a real DNG) and compare"),
     "export": ("jaxdark.cli.export", "export the network to ONNX or StableHLO"),
 }

@@ -72,6 +72,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--crop", type=int, default=0, help="use the centre N x N pixels of the photo (0: all)"
     )
+    from jaxdark.cli.demo_video import add_video_arguments
+
+    add_video_arguments(parser)
 
 
 def sample_photo_path(name: str) -> Path | None:
@@ -150,6 +153,10 @@ def run(args: argparse.Namespace) -> int:
 
     if not 1.0 <= args.ratio <= MAX_AMPLIFICATION:
         raise ValueError(f"--ratio must be in [1, {MAX_AMPLIFICATION:g}], got {args.ratio:g}")
+    if getattr(args, "video", False):
+        from jaxdark.cli.demo_video import run_video
+
+        return run_video(args, *load_photo(args.photo, args.crop), DEMO_GAINS)
     if args.seed < 0:
         raise ValueError(f"--seed must be >= 0, got {args.seed}")
     if args.m is not None:

@@ -10,6 +10,12 @@ for the RAW files directly in it (``--recursive`` for its subfolders too). Every
 is reported (size, camera, amplification, time); a file that fails is reported by name
 and the batch goes on; the summary lists the failures and the exit status is 1 if any.
 Images are written to a temporary file and renamed, so an output is never half-written.
+
+The files go through a pipeline: ``--jobs`` threads read RAW files ahead, the device step
+(`jaxdark.Restorer.submit`: normalisation, amplification, network and quantisation in one
+compiled function) starts each file without waiting for the previous one, and ``--jobs``
+threads wait for the images, encode and write them. Bounded windows join the stages
+(about ``--jobs`` files in each), and the report lines come out in input order.
 """
 
 from __future__ import annotations
@@ -18,9 +24,12 @@ import argparse
 import os
 import sys
 import time
+from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from jaxdark.errors import JaxdarkError, one_line, printable_path
 from jaxdark.fileio import IMAGE_FORMATS, check_writable_dir, write_image
@@ -99,6 +108,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=128,
         metavar="N",
         help="context around each tile, a multiple of 32 (default 128)",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=2,
+        metavar="N",
+        help="threads reading RAW files and threads encoding/writing images (default 2); "
+        "the device restores one file while others are read and written",
     )
     parser.add_argument(
         "--dtype",
@@ -233,6 +250,126 @@ class FileResult:
     report: str = ""
 
 
+# what the device hands back for each format: only the final integers come to the host
+FORMAT_OUTPUT = {"png": "uint8", "jpg": "uint8", "png16": "uint16", "tiff": "uint16"}
+
+
+@dataclass
+class FileJob:
+    """One input between the pipeline's stages: read, submitted to the device, or failed."""
+
+    path: Path
+    start: float
+    raw: Any = None  # jaxdark.imaging.raw.RawCounts once read
+    error: str | None = None
+    submitted: list[tuple[float | None, Path, Any, str]] = field(default_factory=list)
+    skipped: bool = False
+
+
+def _fail(path: Path, e: BaseException) -> str:
+    if isinstance(e, JaxdarkError | ValueError | OSError):
+        return one_line(e, path)
+    # e.g. out of memory in XLA: report it, keep the batch going
+    return one_line(RuntimeError(f"{type(e).__name__}: {one_line(e)}"), path)
+
+
+def read_file(path: Path) -> FileJob:
+    """Stage 1 (a reader thread): the file's raw counts, or its one-line error."""
+    from jaxdark.imaging.raw import read_raw_counts
+
+    job = FileJob(path, time.perf_counter())
+    try:
+        job.raw = read_raw_counts(path)
+    except Exception as e:  # noqa: BLE001 - every failure is the file's one-line report
+        job.error = _fail(path, e)
+    return job
+
+
+def submit_file(
+    restorer,
+    job: FileJob,
+    targets: Sequence[Target],
+    amplification: float | None,
+    fmt: str,
+    overwrite: bool = False,
+) -> FileJob:
+    """Stage 2 (the device step, one thread): start one restoration per target; it
+    returns before the device is done. Without ``overwrite`` an output that appeared
+    since the run was planned fails the file instead of being replaced."""
+    if job.error is not None:
+        return job
+    raw = job.raw
+    try:
+        for m, out in targets:
+            if out.exists() and not overwrite:
+                raise FileExistsError(f"{printable_path(out)} exists (use --overwrite)")
+            compiled = len(restorer.compiled_shapes)
+            pending = restorer.submit(
+                raw.counts,
+                amplification,
+                DEFAULT_M if m is None else m,
+                raw.pattern,
+                black_levels=raw.black_levels,
+                white_level=raw.white_level,
+                out=FORMAT_OUTPUT[fmt],
+            )
+            note = " incl. compile" if len(restorer.compiled_shapes) > compiled else ""
+            job.submitted.append((m, out, pending, note))
+    except Exception as e:  # noqa: BLE001
+        job.error = _fail(job.path, e)
+    return job
+
+
+def _constant_warning(raw) -> str:
+    """The warning of a frame whose normalised pixels all have one value."""
+    lo, hi = int(raw.counts.min()), int(raw.counts.max())
+    blacks = raw.black_levels
+    if hi <= min(blacks) or (lo == hi and len(set(blacks)) == 1):
+        return (
+            " WARNING: every pixel has the same value (an all-black frame, or float "
+            "data LibRaw decodes as zeros, e.g. with NaN pixels);"
+        )
+    return ""
+
+
+def finish_file(job: FileJob, fmt: str, overwrite: bool = False) -> FileResult:
+    """Stage 3 (a writer thread): wait for the images, write them atomically, report."""
+    outputs: list[Path] = []
+    name = printable_path(job.path)
+    try:
+        if job.error is not None:
+            raise _Reported(job.error)
+        parts = []
+        for m, out, pending, note in job.submitted:
+            r = pending.result()
+            if out.exists() and not overwrite:
+                raise FileExistsError(f"{printable_path(out)} exists (use --overwrite)")
+            write_image(out, r.image, fmt)
+            outputs.append(out)
+            what = f"x{r.amplification:.4g}" + ("" if m is None else f" (m={m:g})")
+            parts.append(f"{what} {r.seconds:.3g}s{note} -> {printable_path(out.name)}")
+        raw = job.raw
+        h, w = raw.shape
+        report = (
+            f"{name}: {w}x{h} {raw.pattern}, {raw.camera};{_constant_warning(raw)} "
+            + "; ".join(parts)
+            + f"; {time.perf_counter() - job.start:.3g}s in all"
+        )
+        return FileResult(job.path, outputs, None, report)
+    except _Reported as e:
+        return FileResult(job.path, outputs, str(e), str(e))
+    except Exception as e:  # noqa: BLE001
+        msg = _fail(job.path, e)
+        return FileResult(job.path, outputs, msg, msg)
+    finally:
+        job.raw = None
+        job.submitted = []
+
+
+class _Reported(Exception):
+    """A failure already turned into its one-line report."""
+
+
 def restore_one(
     restorer,
     path: Path,
@@ -241,48 +378,10 @@ def restore_one(
     fmt: str,
     overwrite: bool = False,
 ) -> FileResult:
-    """Read, restore and write one file; errors a user can fix become ``FileResult.error``.
-
-    Without ``overwrite`` an output that appeared since the run was planned is not
-    replaced (the file fails instead)."""
-    from jaxdark.imaging.raw import read_raw
-
-    start = time.perf_counter()
-    outputs: list[Path] = []
-    name = printable_path(path)
-    try:
-        frame = read_raw(path)
-        h, w = frame.shape
-        parts = []
-        for m, out in targets:
-            if out.exists() and not overwrite:
-                raise FileExistsError(f"{printable_path(out)} exists (use --overwrite)")
-            compiled = len(restorer.compiled_shapes)
-            r = restorer.restore_frame(frame, amplification, DEFAULT_M if m is None else m)
-            write_image(out, r.image, fmt)
-            outputs.append(out)
-            note = " incl. compile" if len(restorer.compiled_shapes) > compiled else ""
-            what = f"x{r.amplification:.4g}" + ("" if m is None else f" (m={m:g})")
-            parts.append(f"{what} {r.seconds:.3g}s{note} -> {printable_path(out.name)}")
-        total = time.perf_counter() - start
-        warning = ""
-        if float(frame.mosaic.max()) == float(frame.mosaic.min()):
-            warning = (
-                " WARNING: every pixel has the same value (an all-black frame, or float "
-                "data LibRaw decodes as zeros, e.g. with NaN pixels);"
-            )
-        report = (
-            f"{name}: {w}x{h} {frame.pattern}, {frame.camera};{warning} "
-            + "; ".join(parts)
-            + f"; {total:.3g}s in all"
-        )
-        return FileResult(path, outputs, None, report)
-    except (JaxdarkError, ValueError, OSError) as e:
-        msg = one_line(e, path)
-        return FileResult(path, outputs, msg, msg)
-    except Exception as e:  # e.g. out of memory in XLA: report it, keep the batch going
-        msg = one_line(RuntimeError(f"{type(e).__name__}: {one_line(e)}"), path)
-        return FileResult(path, outputs, msg, msg)
+    """Read, restore and write one file, the pipeline's three stages in turn; errors a
+    user can fix become ``FileResult.error``."""
+    job = submit_file(restorer, read_file(path), targets, amplification, fmt, overwrite)
+    return finish_file(job, fmt, overwrite)
 
 
 def _validate(args: argparse.Namespace) -> list[float]:
@@ -291,6 +390,8 @@ def _validate(args: argparse.Namespace) -> list[float]:
 
     if args.amplification is not None and args.m is not None:
         raise ValueError("give --m or --amplification, not both")
+    if args.jobs < 1:
+        raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
     if args.overwrite and args.skip_existing:
         raise ValueError("give --overwrite or --skip-existing, not both")
     if args.amplification is not None:
@@ -332,6 +433,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from jaxdark.restorer import Restorer
+    from jaxdark.streaming import read_ahead
 
     ms = _validate(args)
     paths, problems = find_inputs(args.inputs, args.recursive)
@@ -360,23 +462,51 @@ def run(args: argparse.Namespace) -> int:
     bar = tqdm(
         total=len(paths), unit="file", desc="restore", disable=len(paths) < 2, file=sys.stderr
     )
+    todo: list[tuple[Path, list[Target]]] = []
     for path, targets in zip(paths, plan, strict=True):
-        if args.skip_existing and all(out.exists() for _, out in targets):
-            skipped += 1
-            tqdm.write(f"{printable_path(path)}: skipped, its outputs exist", file=sys.stdout)
-            bar.update(1)
-            continue
         if args.skip_existing:
             targets = [(m, out) for m, out in targets if not out.exists()]
-        result = restore_one(
-            restorer, path, targets, args.amplification, args.format, args.overwrite
-        )
-        results.append(result)
-        tqdm.write(
-            ("FAILED " if result.error else "") + result.report,
-            file=sys.stderr if result.error else sys.stdout,
-        )
+        todo.append((path, targets))
+
+    def read(item: tuple[Path, list[Target]]) -> FileJob:
+        path, targets = item
+        if not targets:  # --skip-existing and every output exists
+            return FileJob(path, time.perf_counter(), skipped=True)
+        return read_file(path)
+
+    def report(result: FileResult | None, path: Path) -> None:
+        nonlocal skipped
+        if result is None:
+            skipped += 1
+            tqdm.write(f"{printable_path(path)}: skipped, its outputs exist", file=sys.stdout)
+        else:
+            results.append(result)
+            tqdm.write(
+                ("FAILED " if result.error else "") + result.report,
+                file=sys.stderr if result.error else sys.stdout,
+            )
         bar.update(1)
+
+    # read (pool) -> device (this thread, asynchronous) -> wait, encode, write (pool),
+    # joined by bounded windows; reports are printed in input order
+    jobs = args.jobs
+    with ThreadPoolExecutor(jobs, thread_name_prefix="jaxdark-write") as writers:
+        window: deque[tuple[Path, Future | None]] = deque()
+        for (path, targets), future in read_ahead(todo, read, workers=jobs, ahead=jobs + 1):
+            job = future.result()
+            if job.skipped:
+                window.append((path, None))
+            else:
+                job = submit_file(
+                    restorer, job, targets, args.amplification, args.format, args.overwrite
+                )
+                window.append((path, writers.submit(finish_file, job, args.format, args.overwrite)))
+            while len(window) > jobs:
+                done_path, done = window.popleft()
+                report(None if done is None else done.result(), done_path)
+        while window:
+            done_path, done = window.popleft()
+            report(None if done is None else done.result(), done_path)
     bar.close()
 
     failed = [r for r in results if r.error]

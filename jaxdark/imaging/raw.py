@@ -57,15 +57,30 @@ class RawFrame:
         return int(self.mosaic.shape[0]), int(self.mosaic.shape[1])
 
 
-def to_rggb(mosaic: np.ndarray, pattern: str) -> tuple[np.ndarray, tuple[int, int]]:
+def _xp(x):
+    """The array namespace of ``x``: NumPy for host arrays, jax.numpy for device arrays
+    and tracers, so the same code pads and normalises on the host and inside jit."""
+    return x.__array_namespace__() if not isinstance(x, np.ndarray) else np
+
+
+def check_sides(shape: Sequence[int], multiple: int = INPUT_MULTIPLE) -> None:
+    """One-line ValueError unless both sides of ``shape`` are at least ``multiple`` pixels
+    (the one home of the rule: the mirror used for padding must not run past the frame's
+    far edge). Callers pass the model's ``input_multiple``."""
+    h, w = int(shape[0]), int(shape[1])
+    if h < multiple or w < multiple:
+        raise ValueError(f"mosaic of {h}x{w} pixels is too small: sides must be >= {multiple}")
+
+
+def to_rggb(mosaic, pattern: str) -> tuple[np.ndarray, tuple[int, int]]:
     """Bring a mosaic to the RGGB phase by reflect-padding one row and/or column.
 
     Returns the RGGB mosaic and the ``(dy, dx)`` offset of the original inside it
-    (pass it to `from_rggb`).
+    (pass it to `from_rggb`). Works on NumPy and JAX arrays (inside jit too).
     """
     dy, dx = red_position(pattern)
     if dy or dx:
-        mosaic = np.pad(mosaic, ((dy, 0), (dx, 0)), mode="reflect")
+        mosaic = _xp(mosaic).pad(mosaic, ((dy, 0), (dx, 0)), mode="reflect")
     return mosaic, (dy, dx)
 
 
@@ -80,20 +95,37 @@ def padded_shape(shape: tuple[int, int], multiple: int = INPUT_MULTIPLE) -> tupl
     return tuple(-(-int(s) // multiple) * multiple for s in shape)  # type: ignore[return-value]
 
 
-def pad_to_multiple(x: np.ndarray, multiple: int = INPUT_MULTIPLE) -> np.ndarray:
-    """Reflect-pad the bottom and right of a (H, W) mosaic to multiples of ``multiple``.
+def reflect_pad(x, rows: tuple[int, int], cols: tuple[int, int]):
+    """Reflect-pad the first two axes of ``x`` by ``rows`` and ``cols`` (before, after),
+    also when a pad is larger than the side (mirrored repeatedly, every step's pads even
+    so the Bayer phase survives every mirror). NumPy or JAX arrays (inside jit too)."""
+    xp = _xp(x)
+    rest = [(0, 0)] * (x.ndim - 2)
+    while rows[0] or rows[1] or cols[0] or cols[1]:
+        h, w = x.shape[:2]
+        r = (min(rows[0], h - 1), min(rows[1], h - 1))
+        c = (min(cols[0], w - 1), min(cols[1], w - 1))
+        r = tuple(v - v % 2 if v != rows[k] else v for k, v in enumerate(r))
+        c = tuple(v - v % 2 if v != cols[k] else v for k, v in enumerate(c))
+        x = xp.pad(x, [r, c, *rest], mode="reflect")
+        rows = (rows[0] - r[0], rows[1] - r[1])
+        cols = (cols[0] - c[0], cols[1] - c[1])
+    return x
+
+
+def pad_to_multiple(x, multiple: int = INPUT_MULTIPLE):
+    """Reflect-pad the bottom and right of a (H, W, ...) mosaic to multiples of ``multiple``.
 
     The CFA layout is preserved (see the module docstring). Sides must be at least
-    ``multiple`` pixels so the mirror never runs past the frame's far edge.
+    ``multiple`` pixels (`check_sides`) so one mirror never runs past the frame's far
+    edge. NumPy or JAX arrays (inside jit too).
     """
     h, w = x.shape[:2]
-    if h < multiple or w < multiple:
-        raise ValueError(f"mosaic of {h}x{w} pixels is too small: each side must be >= {multiple}")
+    check_sides((h, w), multiple)
     ph, pw = padded_shape((h, w), multiple)
     if (ph, pw) == (h, w):
         return x
-    pad = [(0, ph - h), (0, pw - w)] + [(0, 0)] * (x.ndim - 2)
-    return np.pad(x, pad, mode="reflect")
+    return reflect_pad(x, (0, ph - h), (0, pw - w))
 
 
 def _camera_name(path: Path) -> str:
@@ -113,17 +145,18 @@ def _camera_name(path: Path) -> str:
     return name or "unknown camera"
 
 
-def normalise(
-    mosaic: np.ndarray, black_levels: Sequence[float] | np.ndarray, white_level: float
-) -> np.ndarray:
+def normalise(mosaic, black_levels: Sequence[float] | np.ndarray, white_level: float):
     """``max(raw - black, 0) / (white - black)`` as float32, with ``black_levels`` given
     per position of the 2x2 cell (row-major, 4 values or a (2, 2) array). Not clipped
-    above, as in the reference: saturated pixels are 1 or a little over."""
+    above, as in the reference: saturated pixels are 1 or a little over. NumPy or JAX
+    arrays (inside jit too, where the levels may be traced): the same operations in the
+    same order, so the host and the device give the same bits."""
+    xp = _xp(mosaic)
     h, w = mosaic.shape
-    black = np.asarray(black_levels, np.float32).reshape(2, 2)
-    black_map = np.tile(black, (-(-h // 2), -(-w // 2)))[:h, :w]
-    x = np.maximum(mosaic.astype(np.float32) - black_map, 0.0)
-    return (x / (np.float32(white_level) - black_map)).astype(np.float32, copy=False)
+    black = xp.asarray(black_levels, dtype=xp.float32).reshape(2, 2)
+    black_map = xp.tile(black, (-(-h // 2), -(-w // 2)))[:h, :w]
+    x = xp.maximum(mosaic.astype(xp.float32) - black_map, xp.float32(0.0))
+    return x / (xp.asarray(white_level, dtype=xp.float32) - black_map)
 
 
 @contextlib.contextmanager
@@ -187,6 +220,73 @@ def bayer_cell(raw, path: str | os.PathLike) -> tuple[str, tuple[float, float, f
     return pattern, blacks  # type: ignore[return-value]
 
 
+@dataclass(frozen=True)
+class RawCounts:
+    """A raw file's visible mosaic as the sensor's integers, with its levels: what the
+    device path (`jaxdark.Restorer.restore_counts`) uploads and normalises itself.
+
+    Attributes are those of `RawFrame`, with ``counts`` (H, W) as stored (uint16 for
+    nearly every camera) in place of the normalised ``mosaic``.
+    """
+
+    path: str
+    counts: np.ndarray
+    pattern: str
+    camera: str
+    black_levels: tuple[float, float, float, float]
+    white_level: float
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return int(self.counts.shape[0]), int(self.counts.shape[1])
+
+    def normalised(self) -> RawFrame:
+        """The `RawFrame` of these counts (normalised on the host, `normalise`)."""
+        return RawFrame(
+            path=self.path,
+            mosaic=normalise(self.counts, self.black_levels, self.white_level),
+            pattern=self.pattern,
+            camera=self.camera,
+            black_levels=self.black_levels,
+            white_level=self.white_level,
+        )
+
+
+def read_raw_counts(path: str | os.PathLike) -> RawCounts:
+    """Read a Bayer RAW file (any format LibRaw reads) into `RawCounts`, unnormalised.
+
+    Raises:
+      RawFileError: as `read_raw`.
+    """
+    p = Path(path)
+    name = printable_path(p)
+    with open_raw(p) as raw:
+        pattern, blacks = bayer_cell(raw, p)
+        shape = tuple(raw.raw_image_visible.shape)
+        try:
+            if len(shape) != 2:
+                raise ValueError(f"expected a 2-D mosaic, got shape {shape}")
+            check_sides(shape)
+        except ValueError as e:
+            raise RawFileError(f"{name}: {e}") from None
+        data = np.array(raw.raw_image_visible, copy=True)
+        white = float(raw.white_level)
+    if not all(np.isfinite(blacks)) or not np.isfinite(white) or white <= max(blacks):
+        raise RawFileError(
+            f"{name}: white level {white:g} is not above the black levels {list(blacks)}"
+        )
+    if data.dtype.kind == "f" and not np.isfinite(data).all():
+        raise RawFileError(f"{name}: raw data contains NaN or infinite values")
+    return RawCounts(
+        path=str(p),
+        counts=data,
+        pattern=pattern,
+        camera=_camera_name(p),
+        black_levels=blacks,
+        white_level=white,
+    )
+
+
 def read_raw(path: str | os.PathLike) -> RawFrame:
     """Read a Bayer RAW file (any format LibRaw reads) into a normalised `RawFrame`.
 
@@ -196,32 +296,7 @@ def read_raw(path: str | os.PathLike) -> RawFrame:
         (X-Trans, Foveon/linear, monochrome); a frame under 32 pixels a side; bad
         levels or non-finite values.
     """
-    p = Path(path)
-    name = printable_path(p)
-    with open_raw(p) as raw:
-        pattern, blacks = bayer_cell(raw, p)
-        shape = tuple(raw.raw_image_visible.shape)
-        if len(shape) != 2 or min(shape) < INPUT_MULTIPLE:
-            what = "x".join(str(s) for s in shape)
-            raise RawFileError(
-                f"{name}: frame of {what} pixels is too small (sides must be >= {INPUT_MULTIPLE})"
-            )
-        data = np.array(raw.raw_image_visible, dtype=np.float32, copy=True)
-        white = float(raw.white_level)
-    if not all(np.isfinite(blacks)) or not np.isfinite(white) or white <= max(blacks):
-        raise RawFileError(
-            f"{name}: white level {white:g} is not above the black levels {list(blacks)}"
-        )
-    if not np.isfinite(data).all():
-        raise RawFileError(f"{name}: raw data contains NaN or infinite values")
-    return RawFrame(
-        path=str(p),
-        mosaic=normalise(data, blacks, white),
-        pattern=pattern,
-        camera=_camera_name(p),
-        black_levels=blacks,
-        white_level=white,
-    )
+    return read_raw_counts(path).normalised()
 
 
 @contextlib.contextmanager

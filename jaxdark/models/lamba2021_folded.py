@@ -33,7 +33,7 @@ from flax import nnx
 
 from jaxdark.models.lamba2021 import LRELU_SLOPE, DarkRestorationNet, check_input_shape
 from jaxdark.models.layers import WNConv, block_diagonal_kernel
-from jaxdark.models.ops import pixel_shuffle, pixel_unshuffle
+from jaxdark.models.ops import channel_shuffle, pixel_shuffle, pixel_unshuffle
 from jaxdark.models.registry import register_inference
 
 Folded = dict[str, Any]
@@ -98,15 +98,52 @@ def effective_kernels(model: DarkRestorationNet) -> dict[int, np.ndarray]:
     return {id(c): np.asarray(k, np.float32) for c, k in zip(convs, kernels, strict=True)}
 
 
-def fold_params(model: DarkRestorationNet, dtype: jnp.dtype | None = None) -> Folded:
+REWRITES = ("dense_cat", "nine_planes", "space_to_depth")
+# The rewrites each backend uses by default. They were chosen by measurement on XLA:CPU;
+# on GPUs and TPUs they are not measured yet, so those keep the same default until a
+# measurement (benchmarks.bench_e2e / the GPU check) says otherwise.
+DEFAULT_REWRITES: dict[str, tuple[str, ...]] = {
+    "cpu": REWRITES,
+    "gpu": REWRITES,
+    "tpu": REWRITES,
+}
+
+
+def default_rewrites(backend: str | None = None) -> tuple[str, ...]:
+    """The fast-path rewrites used on ``backend`` (default: JAX's default backend)."""
+    backend = backend or jax.default_backend()
+    return DEFAULT_REWRITES.get(backend, REWRITES)
+
+
+def fold_params(
+    model: DarkRestorationNet,
+    dtype: jnp.dtype | None = None,
+    rewrites: tuple[str, ...] | None = None,
+) -> Folded:
     """The kernels and biases of ``model`` with weight norm folded in, recast for speed.
 
     Returns a pytree of device arrays for `apply_folded`. ``dtype`` (default float32)
     is the dtype of the kernels and so of the convolutions' operands; biases,
     accumulation and activations stay float32. With ``jnp.bfloat16`` the 4K output is
+<<<<<<< HEAD
     within ~0.006 of float32 (docs/performance.md); bfloat16 activations would double that.
+=======
+    within ~0.006 of float32 (benchmarks/NOTES.md); bfloat16 activations would double that.
+
+    ``rewrites`` picks the recasts (any of `REWRITES`; default `default_rewrites`, per
+    backend): ``"dense_cat"`` (block-diagonal dense ``conv32_8_cat.0``, else a grouped
+    convolution after the channel shuffle), ``"nine_planes"`` (``conv32x.0`` as a
+    contraction and a sum of nine planes, else a grouped convolution),
+    ``"space_to_depth"`` (the half-resolution 5x5 convolutions on the space-to-depth
+    grid, else as they are). Every choice computes the same function; `apply_folded`
+    follows the pytree's keys.
+>>>>>>> i20
     """
     dtype = jnp.float32 if dtype is None else dtype
+    rewrites = default_rewrites() if rewrites is None else tuple(rewrites)
+    unknown = set(rewrites) - set(REWRITES)
+    if unknown:
+        raise ValueError(f"unknown rewrites {sorted(unknown)}; expected some of {REWRITES}")
     kernels = effective_kernels(model)
 
     def _conv_kernel(conv: WNConv) -> tuple[np.ndarray, np.ndarray | None]:
@@ -122,22 +159,31 @@ def fold_params(model: DarkRestorationNet, dtype: jnp.dtype | None = None) -> Fo
     g0 = model.conv32x[0].groups
     if w.shape[3] != g0:
         raise ValueError(f"conv32x.0: expected one output channel per group, got {w.shape}")
-    conv32x0 = {"w": np.ascontiguousarray(w.transpose(0, 1, 3, 2)), "b": b}
+    if "nine_planes" in rewrites:
+        conv32x0 = {"w": np.ascontiguousarray(w.transpose(0, 1, 3, 2)), "b": b}
+    else:
+        conv32x0 = {"w_grouped": w, "b": b}
 
     # conv32_8_cat.0: grouped conv after channel_shuffle(concat[l8, r8]) -> dense conv on
     # concat[l8, r8] with the shuffle folded into the input-channel order.
     w, b = _conv_kernel(model.conv32_8_cat[0])
-    dense = grouped_to_dense(w, model.conv32_8_cat[0].groups)
-    perm = channel_shuffle_permutation(dense.shape[2], 2)
-    unshuffled = np.zeros_like(dense)
-    unshuffled[:, :, perm, :] = dense
-    cat0 = {"w": unshuffled, "b": b}
+    if "dense_cat" in rewrites:
+        dense = grouped_to_dense(w, model.conv32_8_cat[0].groups)
+        perm = channel_shuffle_permutation(dense.shape[2], 2)
+        unshuffled = np.zeros_like(dense)
+        unshuffled[:, :, perm, :] = dense
+        cat0 = {"w": unshuffled, "b": b}
+    else:
+        cat0 = {"w_grouped": w, "b": b}
 
     # Half-resolution 5x5 convs -> 3x3 convs on the factor-2 space-to-depth grid.
+    s2d = "space_to_depth" in rewrites
     w, b = _conv_kernel(model.conv2x)
-    conv2x = {"w": space_to_depth_kernel(w, 2), "b": np.repeat(b, 4)}
+    conv2x = {"w": space_to_depth_kernel(w, 2), "b": np.repeat(b, 4)} if s2d else {"w": w, "b": b}
     w, b = _conv_kernel(model.conv_2_8_32)
-    conv_2_8_32 = {"w": space_to_depth_kernel(w, 2), "b": np.repeat(b, 4)}
+    conv_2_8_32 = (
+        {"w": space_to_depth_kernel(w, 2), "b": np.repeat(b, 4)} if s2d else {"w": w, "b": b}
+    )
 
     folded = {
         "conv32x0": conv32x0,
@@ -155,8 +201,8 @@ def fold_params(model: DarkRestorationNet, dtype: jnp.dtype | None = None) -> Fo
         "res2": plain(model.resblock8x.conv2),
         "cat0": cat0,
         "cat1": plain(model.conv32_8_cat[1]),
-        "conv2x": conv2x,
-        "conv_2_8_32": conv_2_8_32,
+        ("conv2x_s2d" if s2d else "conv2x"): conv2x,
+        ("conv_2_8_32_s2d" if s2d else "conv_2_8_32"): conv_2_8_32,
     }
     return {
         key: jax.tree_util.tree_map_with_path(
@@ -176,7 +222,8 @@ def _conv(x: jax.Array, p: dict[str, jax.Array], precision: str | None) -> jax.A
     The operands are cast to the kernel's dtype; accumulation and the result are float32
     (so bfloat16 kernels mean bfloat16 multiplies, float32 sums and activations).
     """
-    w = p["w"]
+    w = p["w"] if "w" in p else p["w_grouped"]
+    groups = x.shape[-1] // w.shape[2]  # 1 for dense kernels
     pad = (w.shape[0] - 1) // 2
     y = jax.lax.conv_general_dilated(
         x.astype(w.dtype),
@@ -184,6 +231,7 @@ def _conv(x: jax.Array, p: dict[str, jax.Array], precision: str | None) -> jax.A
         window_strides=(1, 1),
         padding=((pad, pad), (pad, pad)),
         dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        feature_group_count=groups,
         precision=precision,
         preferred_element_type=jnp.float32,
     )
@@ -232,7 +280,11 @@ def _forward(folded: Folded, low: jax.Array, precision: str | None = None) -> ja
         return _conv(x, p, precision)
 
     low2x = pixel_unshuffle(low.astype(jnp.float32), 2)
-    a = _grouped_small(pixel_unshuffle(low2x, 16), folded["conv32x0"], precision)
+    a = pixel_unshuffle(low2x, 16)
+    if "w_grouped" in folded["conv32x0"]:
+        a = conv(a, folded["conv32x0"])  # a grouped convolution, as the model has it
+    else:
+        a = _grouped_small(a, folded["conv32x0"], precision)
     x32 = conv(a, folded["conv32x1"])
     r = x32
     outs = []
@@ -249,14 +301,20 @@ def _forward(folded: Folded, low: jax.Array, precision: str | None = None) -> ja
     r8 = conv(pixel_shuffle(r8, 4), folded["conv_rdb8x"])  # (B, H/8, W/8, 64)
     l8 = pixel_unshuffle(low2x, 4)
     l8 = conv(_lrelu(conv(l8, folded["res1"])), folded["res2"]) + l8
-    # conv32_8_cat.0 reads concat[l8, r8]: its kernel absorbed the channel shuffle
-    c = conv(jnp.concatenate([l8, r8], axis=-1), folded["cat0"])
+    if "w_grouped" in folded["cat0"]:  # the model's channel shuffle, a grouped convolution
+        c = conv(channel_shuffle(jnp.concatenate([l8, r8], axis=-1), 2), folded["cat0"])
+    else:  # conv32_8_cat.0 reads concat[l8, r8]: its kernel absorbed the channel shuffle
+        c = conv(jnp.concatenate([l8, r8], axis=-1), folded["cat0"])
     c = _lrelu(conv(c, folded["cat1"]))  # (B, H/8, W/8, 192)
     # The half-resolution tail on the H/4 grid: every tensor is pixel_unshuffle(., 2) of
     # the reference's, and unshuffle_2(concat[a, c]) = concat[unshuffle_2(a), unshuffle_2(c)].
+    if "conv2x" in folded:  # the 5x5 convolutions on the H/2 grid, as the model has them
+        a2 = conv(low2x, folded["conv2x"])
+        out2 = conv(jnp.concatenate([a2, pixel_shuffle(c, 4)], axis=-1), folded["conv_2_8_32"])
+        return jnp.clip(pixel_shuffle(out2, 2), 0.0, 1.0).astype(in_dtype)
     c4 = pixel_unshuffle(pixel_shuffle(c, 4), 2)  # one rearrangement after fusion
-    a4 = conv(pixel_unshuffle(low2x, 2), folded["conv2x"])
-    out4 = conv(jnp.concatenate([a4, c4], axis=-1), folded["conv_2_8_32"])
+    a4 = conv(pixel_unshuffle(low2x, 2), folded["conv2x_s2d"])
+    out4 = conv(jnp.concatenate([a4, c4], axis=-1), folded["conv_2_8_32_s2d"])
     out = pixel_shuffle(pixel_shuffle(out4, 2), 2)  # (B, H, W, 3)
     return jnp.clip(out, 0.0, 1.0).astype(in_dtype)
 

@@ -273,7 +273,7 @@ def test_restorer_on_an_odd_sized_frame(zoo, name):
     assert y.shape == (75, 101, 3) and y.dtype == np.float32
     k = model.input_multiple
     padded_shape = (-(-75 // k) * k, -(-101 // k) * k)
-    assert restorer.compiled_shapes == [padded_shape]
+    assert restorer.compiled_shapes == [(75, 101)]  # one function per frame shape
     padded = np.pad(x, ((0, padded_shape[0] - 75), (0, padded_shape[1] - 101)), mode="reflect")
     expected = np.asarray(apply_jit(model, jnp.asarray(40.0 * padded)[None, :, :, None]))[0]
     np.testing.assert_allclose(y, expected[:75, :101], atol=2e-5)
@@ -283,7 +283,10 @@ def test_restorer_pads_to_the_models_input_multiple():
     model = models.create("sid_unet", widths=(4, 4, 4, 4, 4, 4))  # input multiple 64
     restorer = Restorer(model)
     restorer.restore(_mosaic((70, 99), scale=0.02), amplification=10.0)
-    assert restorer.compiled_shapes == [(128, 128)]
+    assert restorer.compiled_shapes == [(70, 99)]  # padded to (128, 128) inside
+    tiled = Restorer(model, tile_size=64, tile_overlap=0)
+    tiled.restore(_mosaic((70, 99), scale=0.02), amplification=10.0)
+    assert tiled.compiled_shapes == [(64, 64)]
     with pytest.raises(ValueError, match="multiple of 64"):
         Restorer(model, tile_size=96)
 
