@@ -259,7 +259,7 @@ def restore_one(
                 raise FileExistsError(f"{printable_path(out)} exists (use --overwrite)")
             compiled = len(restorer.compiled_shapes)
             r = restorer.restore_frame(frame, amplification, DEFAULT_M if m is None else m)
-            write_image(out, r.image, fmt)
+            write_image(out, r.image, fmt, replace=overwrite)  # exclusive unless asked
             outputs.append(out)
             note = " incl. compile" if len(restorer.compiled_shapes) > compiled else ""
             what = f"x{r.amplification:.4g}" + ("" if m is None else f" (m={m:g})")
