@@ -165,12 +165,32 @@ def load_model(path: str | os.PathLike) -> Any:
 
     p = resolve_weights(path)
     if run_directory(p) is not None:
-        return load_run_model(p)[0]
-    if p.is_dir():
-        return convert.load_converted_model(p)
-    if not os.path.lexists(p):
+        model = load_run_model(p)[0]
+    elif p.is_dir():
+        model = convert.load_converted_model(p)
+    elif not os.path.lexists(p):
         raise FileNotFoundError(f"weights not found: {printable_path(p)}")
-    return convert.load_torch_model(p)  # refuses, by name, anything not a regular file
+    else:
+        model = convert.load_torch_model(p)  # refuses, by name, anything not a regular file
+    check_finite_weights(model, p)
+    return model
+
+
+def check_finite_weights(model: Any, where: str | os.PathLike) -> None:
+    """One-line `CheckpointError` naming ``where`` and the first parameter holding NaN or
+    infinite values (such weights restore every image to black or garbage)."""
+    import jax
+    import numpy as np
+    from flax import nnx
+
+    flat = jax.tree_util.tree_flatten_with_path(nnx.to_pure_dict(nnx.state(model, nnx.Param)))[0]
+    for key, leaf in flat:
+        if not np.isfinite(np.asarray(leaf)).all():
+            name = ".".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in key)
+            raise CheckpointError(
+                f"{printable_path(where)}: parameter {name} holds NaN or infinite values "
+                "(a diverged training run?); these weights cannot restore images"
+            )
 
 
 def describe_weights(path: str | os.PathLike) -> str:
