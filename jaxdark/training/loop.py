@@ -196,7 +196,7 @@ def train_and_evaluate(
                 step += 1
                 pending.append(metrics)
                 if ckpt.due(step):  # a diverged step stops the run, unsaved (one line)
-                    check_finite_state(step, state.params, float(host_scalars(metrics)["loss"]))
+                    check_finite_state(step, (), host_scalars(metrics)["loss"])
                 ckpt.save(step, state, data_iter)
                 if step % log_every == 0 or step == config.num_train_steps:
                     values = [host_scalars(m) for m in pending]
