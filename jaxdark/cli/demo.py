@@ -1,7 +1,7 @@
 """``jaxdark demo``: a real photograph made extremely dark, then restored, end to end.
 
     jaxdark demo [--weights official|PATH] [--out-dir DIR] [--photo NAME|FILE]
-                 [--ratio R] [--seed S] [--m M] [--crop N]
+                 [--ratio R] [--seed S] [--m M] [--crop N] [--max-side N] [--max-pixels N]
 
 A photo (by default scikit-image's ``astronaut``) is turned into the clean long exposure
 of a Sony a7S II, the camera of SID, and into a dark exposure ``--ratio`` times shorter
@@ -18,7 +18,9 @@ developed the way SID's ground truth is developed. In DIR (default ``demo_out``)
 * ``side_by_side.png``: original | naive | restored, captioned with PSNR / SSIM.
 
 It prints PSNR and SSIM (`jaxdark.imaging.metrics`) of the naive and restored images against
-the original.
+the original. A photo declaring more pixels than ``--max-pixels`` is refused before it is
+decoded; larger photos are shrunk to ``--max-side`` (`jaxdark.imaging.photo`). The photo
+and the weights are never among the files written.
 """
 
 from __future__ import annotations
