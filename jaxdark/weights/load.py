@@ -32,6 +32,10 @@ MODEL_RECORD_FILE = "metadata"  # the file orbax's JSON handler writes in the it
 MAX_RECORD_BYTES = 1 << 20
 
 
+class DamagedStepError(CheckpointError):
+    """A step whose parameter files cannot be read (truncated, missing pieces)."""
+
+
 def complete_steps(directory: str | os.PathLike) -> list[int]:
     """Steps of the complete checkpoints under a run's ``checkpoints`` folder, oldest first
     (orbax's view: a save interrupted before its final rename is not listed)."""
@@ -145,8 +149,9 @@ def load_run_model(
     directory. Only the parameters are read (not the optimiser state); the architecture
     is ``model_config`` or, by default, the checkpoint's record, else the run's saved
     config. A damaged step named explicitly is a one-line `CheckpointError`; when the
-    newest step of a work directory is damaged, the newest readable older one is used
-    and a warning says so.
+    newest step of a work directory is damaged (its parameter files cannot be read), the
+    newest readable older one is used and a warning says so. A bad model record is never
+    skipped: it is a one-line error naming its file.
     """
     found = run_directory(path)
     if found is None:
@@ -163,7 +168,7 @@ def load_run_model(
     for s in candidates:
         try:
             model = _run_step_model(workdir, s, model_config)
-        except CheckpointError as e:
+        except DamagedStepError as e:  # a bad record or a NaN is not skipped: it is refused
             if step is not None:
                 raise
             failures.append(str(e))
@@ -225,7 +230,7 @@ def _run_step_model(workdir: Path, step: int, model_config: dict[str, Any] | Non
     except CheckpointError:
         raise
     except Exception as e:  # noqa: BLE001 - orbax/tensorstore raise anything, Exception included
-        raise CheckpointError(
+        raise DamagedStepError(
             f"{where}: damaged or incomplete checkpoint, cannot read the parameters "
             f"({flatten(one_line(e), 160)})"
         ) from None

@@ -72,11 +72,6 @@ def test_runs_as_hostile_weights(runs, tmp_path):
             ok,
         ),
         Case(
-            "truncated newest falls back",
-            export(runs["truncated"], "fallback.onnx"),
-            Expect(exit_code=0, stderr_lines=None, reason=r"using the older complete step 1"),
-        ),
-        Case(
             "truncated step named",
             export(step2, "step2.onnx"),
             Expect(names=(str(step2),), reason="damaged or incomplete checkpoint"),
@@ -110,7 +105,7 @@ def test_runs_as_hostile_weights(runs, tmp_path):
     results = run_cases(cases, case_timeout=240, timeout=900, trace_memory=False)
     failed = {name: r.problems for name, r in results.items() if r.problems}
     assert not failed, failed
-    for name in ("run.onnx", "step.onnx", "run.stablehlo", "fallback.onnx"):
+    for name in ("run.onnx", "step.onnx", "run.stablehlo"):
         assert (out / name).stat().st_size > 0
     for name in ("step2.onnx", "none.onnx", "garbage.onnx", "this.onnx", "nan.onnx"):
         assert not (out / name).exists()
@@ -119,6 +114,19 @@ def test_runs_as_hostile_weights(runs, tmp_path):
     for name in ("garbage record", "this:lamba2021", "all steps truncated"):
         err = results[name].outcome.stderr
         assert len([ln for ln in err.splitlines() if ln.startswith("jaxdark export")]) == 1
+
+
+def test_a_damaged_newest_step_falls_back_and_says_so(runs, tmp_path):
+    out = tmp_path / "fallback.onnx"
+    checked = check_command(
+        [sys.executable, "-m", "jaxdark", "export", str(runs["truncated"]), str(out)],
+        Expect(exit_code=0, stderr_lines=None, reason=r"checkpoints/2: damaged or incomplete "
+               r"checkpoint.*; using the older complete step 1 instead"),
+        timeout=300,
+    )  # fmt: skip
+    assert not checked.problems, (checked.problems, checked.outcome.stderr[-800:])
+    assert "could not be restored" not in checked.outcome.stderr
+    assert out.stat().st_size > 0 and "wrote" in checked.outcome.stdout
 
 
 def test_a_planted_module_never_runs(runs, tmp_path):
