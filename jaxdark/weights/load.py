@@ -230,6 +230,7 @@ def _run_step_model(workdir: Path, step: int, model_config: dict[str, Any] | Non
     except CheckpointError:
         raise
     except Exception as e:  # noqa: BLE001 - orbax/tensorstore raise anything, Exception included
+        _quiet_closed_loop_errors()
         raise DamagedStepError(
             f"{where}: damaged or incomplete checkpoint, cannot read the parameters "
             f"({flatten(one_line(e), 160)})"
@@ -238,6 +239,34 @@ def _run_step_model(workdir: Path, step: int, model_config: dict[str, Any] | Non
         handler.close()
     nnx.replace_by_pure_dict(params, restored["params"])
     return nnx.merge(graphdef, params, rest)
+
+
+def _is_closed_loop_error(error: BaseException | None) -> bool:
+    return isinstance(error, RuntimeError) and str(error) == "Event loop is closed"
+
+
+def _quiet_closed_loop_errors() -> None:
+    """After orbax gives up on a damaged checkpoint, reads it had started may finish later
+    and call back into its closed event loop; Python would print that error's traceback
+    after our one-line message. Drop exactly that error (others are reported as usual)."""
+    import sys
+    import threading
+
+    if getattr(sys.unraisablehook, "_jaxdark", False):
+        return
+    unraisable, thread_hook = sys.unraisablehook, threading.excepthook
+
+    def on_unraisable(info):
+        if not _is_closed_loop_error(info.exc_value):
+            unraisable(info)
+
+    def on_thread_error(args):
+        if not _is_closed_loop_error(args.exc_value):
+            thread_hook(args)
+
+    on_unraisable._jaxdark = True  # type: ignore[attr-defined]
+    sys.unraisablehook = on_unraisable
+    threading.excepthook = on_thread_error
 
 
 def load_model(path: str | os.PathLike) -> Any:
