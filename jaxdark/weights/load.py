@@ -264,9 +264,14 @@ def _quiet_closed_loop_errors() -> None:
         if not _is_closed_loop_error(args.exc_value):
             thread_hook(args)
 
+    def log_filter(record: logging.LogRecord) -> bool:  # "exception calling callback"
+        return not (record.exc_info and _is_closed_loop_error(record.exc_info[1]))
+
     on_unraisable._jaxdark = True  # type: ignore[attr-defined]
     sys.unraisablehook = on_unraisable
     threading.excepthook = on_thread_error
+    for name in ("concurrent.futures", "asyncio"):
+        logging.getLogger(name).addFilter(log_filter)
 
 
 def load_model(path: str | os.PathLike) -> Any:
