@@ -26,6 +26,8 @@ def test_export_outputs_never_replace_inputs(weights, tmp_path):
     (tmp_path / "dir").mkdir()
     existing = tmp_path / "existing.onnx"
     existing.write_bytes(b"an earlier export")
+    replaced = tmp_path / "replaced.onnx"
+    replaced.write_bytes(b"an earlier export")
     sidecar_only = tmp_path / "side.stablehlo.json"
     sidecar_only.write_text("{}")
     copy = shutil.copytree(weights, tmp_path / "conv")
@@ -66,7 +68,7 @@ def test_export_outputs_never_replace_inputs(weights, tmp_path):
         ),
         Case(
             "existing output --overwrite",
-            cli(weights, existing, "--overwrite"),
+            cli(weights, replaced, "--overwrite"),
             Expect(exit_code=0, stderr_lines=None),
         ),
         Case(
@@ -90,7 +92,7 @@ def test_export_outputs_never_replace_inputs(weights, tmp_path):
     results = run_cases(cases, case_timeout=240, timeout=900, trace_memory=False)
     failed = {name: r.problems for name, r in results.items() if r.problems}
     assert not failed, failed
-    assert existing.read_bytes() != b"an earlier export" and existing.stat().st_size > 1000
+    assert replaced.read_bytes() != b"an earlier export" and replaced.stat().st_size > 1000
     meta = json.loads((tmp_path / "h.stablehlo.json").read_text())
     assert meta["dtype"] == "float16" and "stablehlo_sha256" in meta
 
