@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
-from jaxdark.errors import CheckpointError, one_line
+from jaxdark.errors import CheckpointError, flatten, one_line
 from jaxdark.training.step import TrainState
 from jaxdark.weights.load import MODEL_ITEM, STATE_ITEM, read_model_spec  # noqa: F401
 
@@ -164,6 +164,12 @@ class Checkpointer:
             raise CheckpointError(
                 f"{self.directory}: checkpoint {step} does not fit this run "
                 f"(model, optimiser or data settings changed?): {one_line(e)}"
+            ) from None
+        except Exception as e:  # noqa: BLE001 - tensorstore raises bare Exception on damage
+            raise CheckpointError(
+                f"{self.directory}: checkpoint {step} is damaged or incomplete "
+                f"({flatten(one_line(e), 160)}); move that step folder away to resume from "
+                "the one before"
             ) from None
         tree = restored[STATE_ITEM]
         return TrainState(step=tree["step"], params=tree["params"], opt_state=tree["opt_state"])
