@@ -37,12 +37,15 @@ def main(argv: list[str]) -> int:
     from jaxdark.cli.flags import console_logging
     from jaxdark.errors import JaxdarkError
     from jaxdark.fileio import check_writable_dir
+    from jaxdark.models import import_model
     from jaxdark.training.config import check_train_config
 
     console_logging()
     try:
         check_writable_dir(FLAGS.workdir, "--workdir")
         check_train_config(FLAGS.config)
+        if FLAGS.config.model.get("name"):  # the user's own module:name, typed here
+            import_model(FLAGS.config.model.name)
     except (JaxdarkError, ValueError) as e:
         print(f"train.py: error: {e}", file=sys.stderr)
         return 2

@@ -5,8 +5,15 @@ restores and benchmarks like the built-in ones.
     python train.py --config=configs/sid_sony.py:local --workdir=runs/tiny \
         --config.model.name=examples.new_variant:tiny_resnet   # on SID (see docs/models.md)
 
-``"examples.new_variant:tiny_resnet"`` makes jaxdark import this module (which registers
-the model) before looking the name up; checkpoints record that name.
+Your own code makes the model available: importing this module registers it. On
+train.py's command line, ``--config.model.name=examples.new_variant:tiny_resnet`` tells
+train.py to import this module (you typed its name); checkpoints record that name. jaxdark
+never imports a module named in a file, so to restore or export such a checkpoint, import
+the module first in your own script, then call jaxdark::
+
+    import examples.new_variant  # registers tiny_resnet
+    import jaxdark
+    model = jaxdark.load_model("runs/tiny")
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """``jaxdark demo``: a real photograph made extremely dark, then restored, end to end.
 
     jaxdark demo [--weights official|PATH] [--out-dir DIR] [--photo NAME|FILE]
-                 [--ratio R] [--seed S] [--m M] [--crop N]
+                 [--ratio R] [--seed S] [--m M] [--crop N] [--max-side N] [--max-pixels N]
 
 A photo (by default scikit-image's ``astronaut``) is turned into the clean long exposure
 of a Sony a7S II, the camera of SID, and into a dark exposure ``--ratio`` times shorter
@@ -18,7 +18,9 @@ developed the way SID's ground truth is developed. In DIR (default ``demo_out``)
 * ``side_by_side.png``: original | naive | restored, captioned with PSNR / SSIM.
 
 It prints PSNR and SSIM (`jaxdark.imaging.metrics`) of the naive and restored images against
-the original.
+the original. A photo declaring more pixels than ``--max-pixels`` is refused before it is
+decoded; larger photos are shrunk to ``--max-side`` (`jaxdark.imaging.photo`). The photo
+and the weights are never among the files written.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ DEFAULT_RATIO = 250.0
 # Camera white balance of the demo shot (R, G, B multipliers; as-shot neutral = 1/gains):
 # the raw colour the official network renders as neutral grey (found by search).
 DEMO_GAINS = (2.0, 1.0, 2.0)
+DEFAULT_MAX_SIDE = 2048  # the demo's working frame: ~200 bytes a pixel end to end
+OUTPUTS = ("dark_scene.dng", "original.png", "naive.png", "restored.png", "side_by_side.png")
 CAPTION_HEIGHT = 30
 GAP = 8
 
@@ -72,6 +76,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--crop", type=int, default=0, help="use the centre N x N pixels of the photo (0: all)"
     )
+    parser.add_argument(
+        "--max-side",
+        type=int,
+        default=DEFAULT_MAX_SIDE,
+        metavar="N",
+        help=f"shrink the photo (after --crop) so its longer side is at most N pixels "
+        f"(default {DEFAULT_MAX_SIDE}; 0: full size, memory grows ~200 bytes a pixel)",
+    )
+    parser.add_argument(
+        "--max-pixels",
+        type=int,
+        default=None,
+        metavar="N",
+        help="refuse photos that declare more than N pixels, before decoding "
+        "(default $JAXDARK_MAX_PHOTO_PIXELS or 100000000)",
+    )
     from jaxdark.cli.demo_video import add_video_arguments
 
     add_video_arguments(parser)
@@ -91,33 +111,46 @@ def sample_photo_path(name: str) -> Path | None:
     return None
 
 
-def load_photo(photo: str, crop: int = 0) -> tuple[np.ndarray, str]:
+def load_photo(
+    photo: str, crop: int = 0, max_pixels: int | None = None, max_side: int = 0
+) -> tuple[np.ndarray, str]:
     """(H, W, 3) photo (uint8/uint16) and its description: a scikit-image sample by name
-    or a file; ``crop`` > 0 keeps the centre ``crop`` x ``crop`` pixels."""
-    from jaxdark.data.synthetic_source import read_photo
+    or a file; ``crop`` > 0 keeps the centre ``crop`` x ``crop`` pixels, ``max_side`` > 0
+    then shrinks it; a photo declaring more than ``max_pixels`` is refused before it is
+    decoded (`jaxdark.imaging.photo.read_photo`)."""
+    from jaxdark.imaging.photo import photo_size, read_photo
 
+    path, what = photo_source(photo)
+    if crop and (crop < 32 or crop % 2):
+        raise ValueError(f"--crop must be 0 or an even number >= 32, got {crop}")
+    if max_side and max_side < 32:
+        raise ValueError(f"--max-side must be 0 or >= 32, got {max_side}")
+    h, w = photo_size(path, max_pixels)
+    if crop > min(h, w):
+        raise ValueError(f"--crop {crop} is larger than the photo ({w}x{h})")
+    if not crop and min(h, w) < 32:
+        raise ValueError(f"{path}: {w}x{h} is too small; the photo needs sides >= 32")
+    image = read_photo(path, max_pixels=max_pixels, crop=crop, max_side=max_side)
+    full = (crop, crop) if crop else (h, w)
+    if image.shape[:2] != full:  # shrunk: keep even sides, say so
+        sh, sw = image.shape[0] - image.shape[0] % 2, image.shape[1] - image.shape[1] % 2
+        image = image[:sh, :sw]
+        what += f" (shrunk from {full[1]}x{full[0]} to {sw}x{sh}, --max-side)"
+    return image, what
+
+
+def photo_source(photo: str) -> tuple[Path, str]:
+    """The file behind ``--photo`` (a scikit-image sample name or a path) and its description."""
     sample = sample_photo_path(photo)
     if sample is not None:
-        path, what = sample, f"scikit-image sample photo {sample.name}"
-    else:
-        path, what = Path(photo), str(photo)
-        if not path.is_file():
-            raise JaxdarkError(
-                f"--photo {photo}: no such file and not a scikit-image sample photo "
-                "(e.g. astronaut, motorcycle_left, coffee)"
-            )
-    image = read_photo(path)
-    h, w = image.shape[:2]
-    if crop:
-        if crop < 32 or crop % 2:
-            raise ValueError(f"--crop must be 0 or an even number >= 32, got {crop}")
-        if crop > min(h, w):
-            raise ValueError(f"--crop {crop} is larger than the photo ({w}x{h})")
-        top, left = (h - crop) // 2, (w - crop) // 2
-        image = image[top : top + crop, left : left + crop]
-    elif min(h, w) < 32:
-        raise ValueError(f"{path}: {w}x{h} is too small; the photo needs sides >= 32")
-    return image, what
+        return sample, f"scikit-image sample photo {sample.name}"
+    path = Path(photo)
+    if not path.is_file():
+        raise JaxdarkError(
+            f"--photo {photo}: no such file and not a scikit-image sample photo "
+            "(e.g. astronaut, motorcycle_left, coffee)"
+        )
+    return path, str(photo)
 
 
 def caption(image: np.ndarray, text: str, height: int = CAPTION_HEIGHT) -> np.ndarray:
@@ -144,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
     from jaxdark.cli.restore import restore_one
     from jaxdark.data.naive import naive_brighten
     from jaxdark.data.synthetic import XYZ_TO_CAMERA, SynthesisConfig, synthesize_pair
-    from jaxdark.fileio import write_image
+    from jaxdark.fileio import refuse_input_as_output, write_image
     from jaxdark.imaging import metrics
     from jaxdark.imaging.amplifier import check_m
     from jaxdark.imaging.dng import write_dng
@@ -161,8 +194,13 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--seed must be >= 0, got {args.seed}")
     if args.m is not None:
         check_m(args.m)
-    photo, what = load_photo(args.photo, args.crop)
     out_dir = Path(args.out_dir)
+    refuse_input_as_output(  # the photo or the weights must never be overwritten
+        [out_dir / name for name in OUTPUTS],
+        [photo_source(args.photo)[0], args.weights],
+        "choose another --out-dir",
+    )
+    photo, what = load_photo(args.photo, args.crop, args.max_pixels, args.max_side)
     start = time.perf_counter()
     restorer = Restorer(args.weights)  # bad weights fail before anything is written
     loaded = f"loaded {args.weights} in {time.perf_counter() - start:.2f}s"

@@ -10,7 +10,9 @@ from jaxdark.export.spec import DTYPES, FORMATS
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``jaxdark export``."""
     parser.add_argument(
-        "weights", help="official .pth checkpoint or a directory written by 'jaxdark convert'"
+        "weights",
+        help="'official', a .pth checkpoint, a directory written by 'jaxdark convert', or a "
+        "training run's workdir or step directory",
     )
     parser.add_argument("out", help="file to write (e.g. jaxdark.onnx, jaxdark.stablehlo)")
     parser.add_argument(
@@ -18,6 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=FORMATS,
         default=None,
         help="onnx or stablehlo (default: from OUT's extension, .onnx -> onnx, else stablehlo)",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace OUT (and its sidecar) if it exists"
     )
     parser.add_argument("--dtype", choices=DTYPES, default="float32", help="default float32")
     for name, what in (("batch", "batch size"), ("height", "height"), ("width", "width")):
@@ -45,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
         batch=args.batch,
         height=args.height,
         width=args.width,
+        overwrite=args.overwrite,
     )
     meta = result.metadata
     shape = "(" + ", ".join(str(d) for d in meta["input_shape"]) + ")"

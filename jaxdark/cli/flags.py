@@ -67,6 +67,22 @@ def make_flags_parser(prog: str) -> Callable[[list[str]], list[str]]:
     return parse
 
 
+class _ConsoleHandler(logging.StreamHandler):
+    """Prints jaxdark's records; keeps a plain console handler that a library installs on
+    the root logger later (orbax's import does) from printing them a second time."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        for handler in logging.getLogger().handlers:
+            if (
+                type(handler) is logging.StreamHandler
+                and getattr(handler, "stream", None) in (sys.stderr, sys.stdout, sys.__stderr__)
+                and not getattr(handler, "_jaxdark_quiet", False)
+            ):
+                handler.addFilter(lambda r: not r.name.startswith("jaxdark"))
+                handler._jaxdark_quiet = True  # type: ignore[attr-defined]
+        super().emit(record)
+
+
 def console_logging(stream=None, *, exclusive: bool = True) -> None:
     """Send jaxdark's log records (INFO and up) to ``stream`` (stdout) as plain lines.
 
@@ -75,7 +91,7 @@ def console_logging(stream=None, *, exclusive: bool = True) -> None:
     logger = logging.getLogger("jaxdark")
     if any(getattr(h, "_jaxdark_console", False) for h in logger.handlers):
         return
-    handler = logging.StreamHandler(stream or sys.stdout)
+    handler = _ConsoleHandler(stream or sys.stdout)
     handler.setFormatter(logging.Formatter("%(message)s"))
     handler._jaxdark_console = True  # type: ignore[attr-defined]
     logger.addHandler(handler)

@@ -344,7 +344,7 @@ def finish_file(job: FileJob, fmt: str, overwrite: bool = False) -> FileResult:
             r = pending.result()
             if out.exists() and not overwrite:
                 raise FileExistsError(f"{printable_path(out)} exists (use --overwrite)")
-            write_image(out, r.image, fmt)
+            write_image(out, r.image, fmt, replace=overwrite)  # exclusive unless asked
             outputs.append(out)
             what = f"x{r.amplification:.4g}" + ("" if m is None else f" (m={m:g})")
             parts.append(f"{what} {r.seconds:.3g}s{note} -> {printable_path(out.name)}")

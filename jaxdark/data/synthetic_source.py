@@ -9,8 +9,10 @@ shuffles, shards, crops, flips, amplifies and checkpoints them exactly as SID pa
   it, then white balance, colour matrix, exposure ratio and noise, all drawn from
   ``numpy.random.default_rng([seed, i])``. A resumed grain iterator therefore sees the
   very same pairs. One pass holds ``variants`` records per photo, each different.
-* A photo that cannot be read, or is smaller than the window, is left out and reported
-  once (a warning, and ``source.skipped``); the others go on.
+* A photo that cannot be read, is smaller than the window, or declares more pixels
+  than the photo limit (`jaxdark.imaging.photo`, ``$JAXDARK_MAX_PHOTO_PIXELS``; checked
+  from its header, before decoding) is left out and reported once (a warning, and
+  ``source.skipped``); the others go on.
 * Train/validation split: for the scikit-image photos the fixed lists
   `SKIMAGE_TRAIN` / `SKIMAGE_VALIDATION`; for a folder, a photo is held out when a hash
   of its path relative to the folder falls below ``val_fraction`` (stable under renames
@@ -34,6 +36,7 @@ import numpy as np
 
 from jaxdark.data.synthetic import SynthesisConfig, SyntheticPair, synthesize_pair
 from jaxdark.errors import JaxdarkError
+from jaxdark.imaging.photo import PhotoError, photo_size, read_photo  # noqa: F401 (API)
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +52,6 @@ SKIMAGE_TRAIN = (
     "motorcycle_right.png", "retina.jpg",
 )  # fmt: skip
 SKIMAGE_VALIDATION = ("chelsea.png", "coffee.png", "rocket.jpg")
-
-
-class PhotoError(JaxdarkError):
-    """A photo that cannot be read or used."""
 
 
 def skimage_photos(split: str = "train") -> list[Path]:
@@ -85,46 +84,6 @@ def find_photos(folder: str | Path, split: str = "train", val_fraction: float = 
     )
     want = split == "validation"
     return [p for p in paths if is_held_out(p.relative_to(folder).as_posix(), val_fraction) == want]
-
-
-def read_photo(path: str | Path) -> np.ndarray:
-    """An (H, W, 3) RGB photo, uint8 or uint16 (grey is repeated, alpha dropped, EXIF
-    orientation applied); PhotoError if it cannot be decoded.
-
-    JPEGs are decoded by Pillow, which refuses a truncated file (OpenCV would fill the
-    missing part with grey); PNG and TIFF by OpenCV, which keeps 16 bits.
-    """
-    import cv2  # noqa: PLC0415
-
-    if Path(path).suffix.lower() in (".jpg", ".jpeg"):
-        from PIL import Image, ImageOps  # noqa: PLC0415
-
-        try:
-            with Image.open(path) as im:
-                return np.asarray(ImageOps.exif_transpose(im).convert("RGB")).copy()
-        except (OSError, ValueError, SyntaxError) as e:
-            raise PhotoError(f"{path}: cannot read the photo ({e})") from None
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
-    if image is None or image.size == 0:
-        raise PhotoError(f"{path}: cannot read the photo (not a PNG/JPEG/TIFF or damaged)")
-    if image.dtype not in (np.uint8, np.uint16):
-        if not np.issubdtype(image.dtype, np.floating):
-            raise PhotoError(f"{path}: unsupported sample type {image.dtype}")
-        image = np.rint(np.clip(np.nan_to_num(image), 0.0, 1.0) * 65535).astype(np.uint16)
-    return np.ascontiguousarray(image[..., ::-1])
-
-
-def photo_size(path: str | Path) -> tuple[int, int]:
-    """(height, width) of a photo from its header (Pillow; decodes with OpenCV if Pillow
-    cannot). PhotoError if neither can read it."""
-    try:
-        from PIL import Image  # noqa: PLC0415
-
-        with Image.open(path) as im:
-            width, height = im.size
-        return int(height), int(width)
-    except Exception:  # noqa: BLE001 - any failure: let the full decoder decide
-        return tuple(read_photo(path).shape[:2])
 
 
 def _check_split(split: str) -> None:
@@ -264,6 +223,11 @@ class SyntheticPairs:
                         log.warning("skipping %s", e)
         raise PhotoError(f"{self.origin}: none of the {n} {self.split} photos can be read")
 
+    def first_readable(self) -> int:
+        """Index of the first photo that decodes (PhotoError naming the folder if none
+        does; headers alone can look fine on damaged files)."""
+        return self._usable_photo(0)[0]
+
     def __len__(self) -> int:
         return len(self.photos) * self.variants
 
@@ -355,7 +319,7 @@ def synthetic_source(config: Any, split: str = "train") -> SyntheticPairs:
     except ValueError as e:
         raise JaxdarkError(f"config: {e}") from None
     window = int(config.synthetic_window) or int(config.crop_size) + 2
-    return SyntheticPairs(
+    source = SyntheticPairs(
         config.photo_dir or None,
         split=split,
         window=window,
@@ -364,6 +328,8 @@ def synthetic_source(config: Any, split: str = "train") -> SyntheticPairs:
         config=synthesis,
         val_fraction=float(config.synthetic_val_fraction),
     )
+    source.first_readable()  # a folder of only damaged photos fails before any run files
+    return source
 
 
 def make_train_source(config: Any, sid_source: Callable[[], Any] | None = None) -> Any:

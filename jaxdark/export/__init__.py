@@ -22,7 +22,7 @@ from typing import Any
 from flax import nnx
 
 from jaxdark.export.spec import DTYPES, FORMATS, ExportError, ExportSpec
-from jaxdark.fileio import check_writable_dir, write_atomic
+from jaxdark.fileio import check_writable_dir, refuse_input_as_output, write_atomic
 
 __all__ = ["DTYPES", "FORMATS", "ExportError", "ExportSpec", "Exported", "export"]
 
@@ -44,13 +44,17 @@ def export(
     batch: int | None = None,
     height: int | None = None,
     width: int | None = None,
+    overwrite: bool = False,
 ) -> Exported:
     """Write ``weights`` (a .pth, a ``jaxdark convert`` directory or a model) to ``out``.
 
     Args:
       weights: path read with `jaxdark.load_model`, or an ``nnx.Module`` (ONNX needs a
         `jaxdark.DarkRestorationNet`; StableHLO takes any module with the same contract).
-      out: the file to write (replaced atomically if it exists; parent folders are created).
+      out: the file to write (parent folders are created). It must not be, or lie
+        inside, the weights it is exported from.
+      overwrite: replace ``out`` (and its sidecar) if it exists (atomically); without it
+        an existing file is an error and the export is written exclusively.
       format: ``"onnx"`` (opset 17) or ``"stablehlo"`` (``jax.export`` serialisation).
       dtype: ``"float32"`` or ``"float16"`` (input, output, weights and arithmetic).
       batch: static batch size; None (default) leaves it dynamic.
@@ -65,14 +69,21 @@ def export(
     if out.is_dir():
         raise ExportError(f"{out} is a folder; give the path of the file to write")
     check_writable_dir(out.parent, "destination of")
+    targets = [out] if spec.format == "onnx" else [out, _sidecar(out)]
     source = None
+    if not isinstance(weights, nnx.Module):
+        from jaxdark.weights.official import resolve_weights
+
+        source = resolve_weights(weights)
+        refuse_input_as_output(targets, [source], "choose another output file")
+    existing = [t for t in targets if os.path.lexists(t)]
+    if existing and not overwrite:
+        raise ExportError(f"{existing[0]} exists; pass --overwrite to replace it")
     if isinstance(weights, nnx.Module):
         model = weights
     else:
         from jaxdark.weights.load import load_model
-        from jaxdark.weights.official import resolve_weights
 
-        source = resolve_weights(weights)
         model = load_model(source)
 
     from jaxdark.export.metadata import build_metadata
@@ -84,12 +95,14 @@ def export(
 
         metadata = build_metadata(model, spec, source, onnx_opset=OPSET)
         data = build_onnx(model, spec, metadata).SerializeToString()
-        write_atomic(out, lambda tmp: tmp.write_bytes(data))
+        write_atomic(out, lambda tmp: tmp.write_bytes(data), replace=overwrite)
         return Exported(out, None, metadata)
+
+    import hashlib
 
     import jax
 
-    from jaxdark.export.stablehlo import export_stablehlo, sidecar_path
+    from jaxdark.export.stablehlo import export_stablehlo
 
     exported = export_stablehlo(model, spec)
     metadata = build_metadata(
@@ -100,9 +113,21 @@ def export(
         platforms=list(exported.platforms),
         jax_version=jax.__version__,
         calling_convention_version=exported.calling_convention_version,
-        load_with="jax.export.deserialize(open(path, 'rb').read()).call(x)",
+        load_with="jaxdark.export.stablehlo.load_stablehlo(path).call(x), or "
+        "jax.export.deserialize(open(path, 'rb').read()).call(x)",
     )
-    sidecar = sidecar_path(out)
-    write_atomic(out, lambda tmp: tmp.write_bytes(bytes(exported.serialize())))
-    write_atomic(sidecar, lambda tmp: tmp.write_text(json.dumps(metadata, indent=2) + "\n"))
+    data = bytes(exported.serialize())
+    metadata["stablehlo_sha256"] = hashlib.sha256(data).hexdigest()
+    sidecar = _sidecar(out)
+    # The sidecar names the sha256 of the model it describes, so a pair left mismatched
+    # by a kill between the two renames is detected by `load_stablehlo`.
+    text = json.dumps(metadata, indent=2) + "\n"
+    write_atomic(sidecar, lambda tmp: tmp.write_text(text), replace=overwrite)
+    write_atomic(out, lambda tmp: tmp.write_bytes(data), replace=overwrite)
     return Exported(out, sidecar, metadata)
+
+
+def _sidecar(out: Path) -> Path:
+    from jaxdark.export.stablehlo import sidecar_path
+
+    return sidecar_path(out)

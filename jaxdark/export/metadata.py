@@ -48,13 +48,17 @@ def parameters_sha256(model: nnx.Module) -> str:
 
 def source_sha256(path: str | Path | None) -> str | None:
     """sha256 of the checkpoint file, or for a ``jaxdark convert`` directory the sha256 of the
-    file it was converted from (as recorded at conversion); None when unknown."""
+    file it was converted from (as recorded at conversion); None when unknown (a training
+    run, whose parameters are identified by ``parameters_sha256``)."""
     if path is None:
         return None
     from jaxdark.fileio import sha256_of
     from jaxdark.weights.convert import read_converted_metadata
+    from jaxdark.weights.load import run_directory
 
     path = Path(path)
+    if run_directory(path) is not None:
+        return None
     if path.is_dir():
         return read_converted_metadata(path).get("source_sha256")
     return sha256_of(path)

@@ -9,6 +9,7 @@ from jaxdark.errors import JaxdarkError
 
 FORMATS = ("onnx", "stablehlo")
 DTYPES = ("float32", "float16")
+MAX_DIM = 2**31 - 1  # a static size must fit the int32 sizes of XLA's shapes
 
 
 class ExportError(JaxdarkError):
@@ -31,12 +32,15 @@ class ExportSpec:
         if self.dtype not in DTYPES:
             raise ExportError(f"dtype {self.dtype!r} is not supported; expected one of {DTYPES}")
         if self.batch is not None and not _positive_int(self.batch):
-            raise ExportError(f"batch must be a positive integer or dynamic, got {self.batch!r}")
+            raise ExportError(
+                f"batch must be a positive integer up to {MAX_DIM} or dynamic, got {self.batch!r}"
+            )
         for name in ("height", "width"):
             value = getattr(self, name)
             if value is not None and not (_positive_int(value) and value % MULTIPLE == 0):
                 raise ExportError(
-                    f"{name} {value!r} is not a positive multiple of {MULTIPLE} (the network "
+                    f"{name} {value!r} is not a positive multiple of {MULTIPLE} up to {MAX_DIM} "
+                    f"(the network "
                     f"needs multiples of {MULTIPLE}; leave it out for a dynamic {name})"
                 )
 
@@ -51,4 +55,4 @@ class ExportSpec:
 
 
 def _positive_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_DIM

@@ -37,6 +37,8 @@ def export_stablehlo(
 ) -> jax.export.Exported:
     """``jax.export`` of ``model(x)`` for ``spec`` (parameters as constants)."""
     dtype = jnp.dtype(spec.dtype)
+    if dtype != jnp.float32:
+        model = _computing_in(model, dtype)
     graphdef, state = nnx.split(model)
     if dtype != jnp.float32:
         state = jax.tree_util.tree_map(
@@ -49,7 +51,7 @@ def export_stablehlo(
     arg = jax.ShapeDtypeStruct(input_shape(spec), dtype)
     try:
         return jax.export.export(jax.jit(restore), platforms=platforms)(arg)
-    except (TypeError, ValueError, jax.export.InconclusiveDimensionOperation) as e:
+    except Exception as e:  # noqa: BLE001 - any failure to trace is one line
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ExportError(
             f"{type(model).__name__} cannot be exported with input {arg.shape} {spec.dtype}: "
@@ -57,7 +59,49 @@ def export_stablehlo(
         ) from None
 
 
+def _computing_in(model: nnx.Module, dtype: jnp.dtype) -> nnx.Module:
+    """A copy of ``model`` whose layers that take a compute ``dtype`` (jaxdark's layers,
+    flax's ``nnx.Conv``...) compute in ``dtype``, so float16 weights meet float16
+    activations in every convolution."""
+    model = nnx.clone(model)
+    for _, node in nnx.iter_graph(model):
+        if isinstance(node, nnx.Module) and hasattr(node, "dtype"):
+            current = node.dtype
+            if current is None or jnp.issubdtype(jnp.dtype(current), jnp.floating):
+                node.dtype = dtype
+    return model
+
+
 def sidecar_path(out: str | Path) -> Path:
     """Where the metadata of a StableHLO export at ``out`` is written: ``OUT.json``."""
     out = Path(out)
     return out.with_name(out.name + ".json")
+
+
+def load_stablehlo(path: str | Path) -> jax.export.Exported:
+    """The exported network at ``path``, checked against its sidecar: if ``OUT.json``
+    records a ``stablehlo_sha256`` that is not the file's, the pair is from two different
+    exports (e.g. one killed between its two renames) and `ExportError` says so."""
+    import hashlib
+    import json
+
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ExportError(f"{path}: cannot read ({e.strerror or e})") from None
+    sidecar = sidecar_path(path)
+    if sidecar.exists():
+        try:
+            recorded = json.loads(sidecar.read_text()).get("stablehlo_sha256")
+        except (OSError, ValueError, AttributeError) as e:
+            raise ExportError(f"{sidecar}: unreadable metadata ({type(e).__name__})") from None
+        if recorded is not None and recorded != hashlib.sha256(data).hexdigest():
+            raise ExportError(
+                f"{sidecar} describes another export than {path.name} (interrupted export?); "
+                "export again"
+            )
+    try:
+        return jax.export.deserialize(bytearray(data))
+    except Exception as e:  # noqa: BLE001 - whatever the deserialiser raises
+        raise ExportError(f"{path}: not a StableHLO export ({type(e).__name__})") from None

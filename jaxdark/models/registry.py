@@ -6,9 +6,13 @@ returning its constructor sizes. `spec_of(model)` turns a model into the record 
 checkpoint stores, ``{"name": ..., **sizes}``, and `build(spec)` turns that record back
 into a model.
 
-Models defined outside the package can be named ``"some.module:name"``: the module is
-imported (which registers the model) before the name is looked up, so a training config
-can select a model from a user's own file without edits elsewhere.
+Names are only ever looked up in the registry: nothing read from a file (a checkpoint's
+model record, a run's config.json) chooses code to import or run. A model defined outside
+the package is made available by the user's own code, which imports the module that
+registers it before calling into jaxdark (see examples/new_variant.py); its records name
+it ``"some.module:name"``, which resolves only if ``name`` is registered by a class of
+``some.module``. On the command line (``train.py --config.model.name=some.module:name``)
+`import_model` imports the module the user named, then looks the name up.
 """
 
 from __future__ import annotations
@@ -83,20 +87,42 @@ def names() -> list[str]:
 
 
 def get(name: str) -> type[nnx.Module]:
-    """The class registered as ``name`` (``"module:name"`` imports ``module`` first)."""
+    """The class registered as ``name``, looked up in the registry only (never imports).
+
+    ``"module:name"`` (how models defined outside jaxdark are recorded) resolves if
+    ``name`` is registered by a class defined in ``module``: the user's code must have
+    imported that module first.
+    """
     if not isinstance(name, str) or not name:
         raise ModelError(f"model name must be a non-empty string, got {name!r}")
-    key = name
-    if ":" in name:
-        module, key = name.rsplit(":", 1)
+    module, _, key = name.rpartition(":")
+    cls = _REGISTRY.get(key)
+    if cls is None:
+        hint = (
+            f"; a model of {module!r} must be registered by your own code first (import "
+            "the module that registers it, or train.py --config.model.name=module:name)"
+            if module
+            else ""
+        )
+        raise ModelError(f"unknown model {name!r}; registered: {', '.join(names())}{hint}")
+    if module and cls.__module__ not in (module, "__main__"):
+        raise ModelError(
+            f"model {name!r}: {key!r} is registered by {_qualname(cls)}, not by {module!r}"
+        )
+    return cls
+
+
+def import_model(name: str) -> type[nnx.Module]:
+    """`get` for a name the user typed (command line, own code): ``"module:name"``
+    imports ``module`` (which registers the model) first. Never call this with a name
+    read from a file."""
+    module, _, _ = str(name).rpartition(":")
+    if module:
         try:
             importlib.import_module(module)
         except ImportError as e:
             raise ModelError(f"model {name!r}: cannot import {module!r} ({e})") from None
-    cls = _REGISTRY.get(key)
-    if cls is None:
-        raise ModelError(f"unknown model {name!r}; registered: {', '.join(names())}")
-    return cls
+    return get(name)
 
 
 def accepted_sizes(cls: type[nnx.Module]) -> list[str] | None:

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
-from jaxdark.errors import CheckpointError, one_line
+from jaxdark.errors import CheckpointError, flatten, one_line
 from jaxdark.training.step import TrainState
 from jaxdark.weights.load import MODEL_ITEM, STATE_ITEM, read_model_spec  # noqa: F401
 
@@ -39,6 +39,29 @@ def _abstract(tree: Any) -> Any:
         return jax.ShapeDtypeStruct(np.shape(x), x.dtype, sharding=sharding)
 
     return jax.tree_util.tree_map(spec, tree)
+
+
+class NonFiniteError(CheckpointError):
+    """The train state holds NaN or infinite values: it is not saved (a finite checkpoint
+    is never rotated away for it)."""
+
+
+def check_finite_state(step: int, params: Any, loss: float | None = None) -> None:
+    """One-line `NonFiniteError` if ``loss`` or any parameter is NaN or infinite."""
+    if loss is not None and not np.isfinite(loss):
+        raise NonFiniteError(
+            f"step {step}: the loss is {loss} (diverged: lower the learning rate?); stopping "
+            "without saving, the last checkpoint is kept"
+        )
+    leaves = jax.tree_util.tree_leaves(params)
+    if not leaves:
+        return
+    finite = jnp.all(jnp.asarray([jnp.all(jnp.isfinite(x)) for x in leaves]))
+    if not bool(jax.device_get(finite)):
+        raise NonFiniteError(
+            f"step {step}: the parameters hold NaN or infinite values (diverged: lower the "
+            "learning rate?); stopping without saving, the last checkpoint is kept"
+        )
 
 
 class Checkpointer:
@@ -100,15 +123,21 @@ class Checkpointer:
         """Steps of all complete checkpoints kept, oldest first."""
         return sorted(self._manager.all_steps())
 
+    def due(self, step: int) -> bool:
+        """Whether `save` would write a checkpoint after ``step`` (unforced)."""
+        return step % self.every_steps == 0 and step not in self._manager.all_steps()
+
     def save(
         self, step: int, state: TrainState, data_iterator: Any, *, force: bool = False
     ) -> bool:
         """Save ``state`` (after ``step`` updates) if ``step`` is a checkpoint step or
         ``force``; returns whether a save was started. The write is asynchronous; the
         state is copied first (so later donated steps cannot change it) and the iterator
-        state is taken now."""
+        state is taken now. A state with non-finite parameters is never saved
+        (`NonFiniteError`)."""
         if not (force or step % self.every_steps == 0) or step in self._manager.all_steps():
             return False
+        check_finite_state(step, state.params)
         snapshot = jax.tree_util.tree_map(jnp.copy, _state_tree(state))
         args = {STATE_ITEM: ocp.args.StandardSave(snapshot)}
         if data_iterator is not None:
@@ -135,6 +164,12 @@ class Checkpointer:
             raise CheckpointError(
                 f"{self.directory}: checkpoint {step} does not fit this run "
                 f"(model, optimiser or data settings changed?): {one_line(e)}"
+            ) from None
+        except Exception as e:  # noqa: BLE001 - tensorstore raises bare Exception on damage
+            raise CheckpointError(
+                f"{self.directory}: checkpoint {step} is damaged or incomplete "
+                f"({flatten(one_line(e), 160)}); move that step folder away to resume from "
+                "the one before"
             ) from None
         tree = restored[STATE_ITEM]
         return TrainState(step=tree["step"], params=tree["params"], opt_state=tree["opt_state"])

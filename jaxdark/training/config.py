@@ -57,16 +57,35 @@ def _check_common(config: Any) -> None:
         raise JaxdarkError(f"config.m must be a number in (0, {MAX_M:g}], got {m!r}")
 
 
+def _check_finite(value: Any, name: str) -> None:
+    """One-line `JaxdarkError` if a number anywhere in ``value`` is NaN or infinite (a
+    non-finite learning rate trains on NaN and loses the run)."""
+    if hasattr(value, "items"):
+        for key, item in value.items():
+            _check_finite(item, f"{name}.{key}" if name else str(key))
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            _check_finite(item, f"{name}[{i}]")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise JaxdarkError(f"config.{name} must be a finite number, got {value!r}")
+
+
 def check_eval_config(config: Any) -> None:
     """One-line `JaxdarkError` unless ``config`` has every evaluation field, in range."""
     _require(config, EVAL_FIELDS)
+    _check_finite(config, "")
     _check_common(config)
 
 
 def check_train_config(config: Any) -> None:
     """One-line `JaxdarkError` unless ``config`` has every training field, in range."""
     _require(config, TRAIN_FIELDS)
+    _check_finite(config, "")
     _check_common(config)
+    for name in ("learning_rate", "min_learning_rate", "lr_decay_factor"):
+        value = config[name]
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise JaxdarkError(f"config.{name} must be a number >= 0, got {value!r}")
     if not config.data_dir and not config.tfds_data_dir and not config.synthetic_fraction:
         raise JaxdarkError(
             "set --config.data_dir to the extracted SID folder, or train on synthetic pairs "

@@ -29,7 +29,7 @@ from jaxdark.data.synthetic_source import make_train_source
 from jaxdark.errors import CheckpointError, JaxdarkError, one_line
 from jaxdark.fileio import write_atomic
 from jaxdark.models import spec_of
-from jaxdark.training.checkpointing import Checkpointer, PreemptionGuard
+from jaxdark.training.checkpointing import Checkpointer, PreemptionGuard, check_finite_state
 from jaxdark.training.config import check_train_config
 from jaxdark.training.optim import make_optimizer
 from jaxdark.training.progress import ProgressLogger, panels
@@ -195,6 +195,8 @@ def train_and_evaluate(
                 state, metrics = train_step(state, batch)
                 step += 1
                 pending.append(metrics)
+                if ckpt.due(step):  # a diverged step stops the run, unsaved (one line)
+                    check_finite_state(step, (), host_scalars(metrics)["loss"])
                 ckpt.save(step, state, data_iter)
                 if step % log_every == 0 or step == config.num_train_steps:
                     values = [host_scalars(m) for m in pending]
@@ -203,6 +205,7 @@ def train_and_evaluate(
                     rate = (step - step_last) / max(now - t_last, 1e-9)
                     t_last, step_last = now, step
                     last_metrics = {k: float(np.mean([v[k] for v in values])) for k in values[0]}
+                    check_finite_state(step, (), last_metrics.get("loss"))
                     last_metrics.update(
                         learning_rate=float(schedule(step - 1)),
                         steps_per_sec=rate,

@@ -18,6 +18,7 @@ import optax
 import pytest
 from flax import nnx
 
+import examples.new_variant  # noqa: F401 - the user's own code registers tiny_resnet
 from jaxdark import models
 from jaxdark.errors import JaxdarkError, ModelError
 from jaxdark.models.lamba2021 import DarkRestorationNet, count_params
@@ -72,7 +73,9 @@ def test_registry_errors_are_one_line():
     cases = [
         (lambda: models.create("no_such_net"), "unknown model 'no_such_net'"),
         (lambda: models.create("sid_unet", features=3), "has no size 'features'"),
-        (lambda: models.get("no.such.module:net"), "cannot import 'no.such.module'"),
+        (lambda: models.import_model("no.such.module:net"), "cannot import 'no.such.module'"),
+        (lambda: models.get("no.such.module:net"), "must be registered by your own code"),
+        (lambda: models.get("this:lamba2021"), "not by 'this'"),
         (lambda: models.create("sid_unet", widths=(32,)), "widths needs >= 2"),
     ]
     for make, text in cases:
@@ -80,6 +83,21 @@ def test_registry_errors_are_one_line():
             make()
         assert isinstance(info.value, JaxdarkError)
         assert text in str(info.value) and "\n" not in str(info.value)
+
+
+def test_names_from_files_never_import(tmp_path, monkeypatch):
+    """A record naming "module:name" is looked up in the registry only: the module is
+    never imported, whether it exists on the path or not."""
+    (tmp_path / "planted_model.py").write_text(
+        "import pathlib\npathlib.Path(__file__).with_name('RAN').write_text('x')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ModelError, match="must be registered by your own code"):
+        models.build({"name": "planted_model:lamba2021_x"}, abstract=True)
+    with pytest.raises(ModelError, match="not by 'planted_model'"):
+        models.build({"name": "planted_model:lamba2021"}, abstract=True)
+    assert not (tmp_path / "RAN").exists()
+    assert "planted_model" not in sys.modules
 
 
 def test_register_checks_the_contract():

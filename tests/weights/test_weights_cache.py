@@ -24,6 +24,7 @@ def cache(tmp_path, monkeypatch):
     monkeypatch.setenv(wc.CACHE_ENV, str(folder))
     monkeypatch.delenv(wc.URL_ENV, raising=False)
     monkeypatch.setattr(wc, "_licence_said", False)
+    monkeypatch.setattr(wc, "OFFICIAL_SIZE", len(FAKE))  # the stand-in's size
     return folder
 
 
@@ -137,8 +138,9 @@ def test_cache_dir_defaults(monkeypatch, tmp_path):
     assert wc.cache_dir() == Path.home() / "Library" / "Caches" / "jaxdark"
 
 
-def test_the_official_file_verifies(cache, official_weights):
+def test_the_official_file_verifies(cache, official_weights, monkeypatch):
     """The real checkpoint, served as a file:// URL, passes the built-in checksum."""
+    monkeypatch.setattr(wc, "OFFICIAL_SIZE", 3_153_787)
     path = wc.resolve_weights("official", url=official_weights.resolve().as_uri())
     assert wc.sha256_of(path) == wc.OFFICIAL_SHA256
     assert path.stat().st_size == official_weights.stat().st_size
