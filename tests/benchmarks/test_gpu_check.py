@@ -11,7 +11,7 @@ import threading
 import pytest
 
 from benchmarks.gpu_check import JSON_NAME, MD_NAME, SECTIONS, Check, Profile, render_markdown
-from tests.conftest import REPO_ROOT
+from tests.support.paths import REPO_ROOT
 
 
 @pytest.mark.slow

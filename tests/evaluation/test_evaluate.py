@@ -24,10 +24,9 @@ from jaxdark.data.sid_files import SIDPair, ratio_key, read_pair_list
 from jaxdark.evaluation.reports import format_table, summarize
 from jaxdark.evaluation.scoring import PairResult, PairScorer
 from jaxdark.evaluation.sources import RawFolderSource
+from tests.support.paths import REPO_ROOT
 from tests.support.sid_fixture import BLACK_LEVEL, WHITE_LEVEL, FixtureScene, make_sid_tree
 from tests.support.tensorboard_events import read_events
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # x100 and x250 (scene 10001), x300 from 303 (10034, one of the misaligned scenes),
 # x300 (10002); two validation pairs; one training pair (the TFDS builder needs all lists).
