@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 from benchmarks.common import find_weights, machine_line, parse_area
+from jaxdark.constants import AMPLIFICATION_MODES
 
 EXPOSURES = (0.1, 0.04, 0.033, 0.1, 0.04, 0.033, 0.1, 0.04)
 
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {args.pairs} pairs of {h}x{w} in {time.perf_counter() - t:.1f} s", flush=True)
 
     rows = []
-    for mode in ("gt", "estimated"):
+    for mode in AMPLIFICATION_MODES:
         config = get_config()
         config.data_dir, config.amplification, config.eval_tile_size = str(root), mode, args.tile
         s = ev.evaluate(config, work / "runs", weights)

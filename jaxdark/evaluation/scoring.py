@@ -9,13 +9,12 @@ from typing import Any
 
 import numpy as np
 
-from jaxdark.constants import MAX_M
+from jaxdark.constants import AMPLIFICATION_MODES, MAX_M
 from jaxdark.data.sid_files import SIDPair
 from jaxdark.errors import JaxdarkError, one_line
 from jaxdark.evaluation.sources import LoadedPair
 from jaxdark.imaging import metrics
 
-AMPLIFICATION_MODES = ("gt", "estimated")
 # errors that fail one pair, not the run (they name the file)
 PAIR_ERRORS = (JaxdarkError, OSError, ValueError, KeyError)
 

@@ -20,13 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from jaxdark.constants import SID_BLACK_LEVEL, SID_WHITE_LEVEL
+from jaxdark.constants import AMPLIFICATION_MODES, SID_BLACK_LEVEL, SID_WHITE_LEVEL
 from jaxdark.data.naive import naive_brighten
 from jaxdark.data.sid_files import ratio_key
 from jaxdark.data.synthetic import SynthesisConfig
 from jaxdark.data.synthetic_source import SyntheticPairs, synthesis_config
 from jaxdark.errors import JaxdarkError
-from jaxdark.evaluation.scoring import AMPLIFICATION_MODES
 from jaxdark.imaging import metrics
 from jaxdark.imaging.raw import normalise
 
