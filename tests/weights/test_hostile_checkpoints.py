@@ -726,7 +726,7 @@ def suite(tmp_path_factory):
         Case(
             "make_converted",
             {
-                "call": "tests.test_hostile_checkpoints:make_converted",
+                "call": "tests.weights.test_hostile_checkpoints:make_converted",
                 "args": [str(root)],
                 "raises": [],
             },
@@ -801,7 +801,7 @@ def test_poisoning_leaves_later_loads_intact(tmp_path, official_weights):
     """Each poisoning attempt fails by name; the official weights then load unchanged,
     in the same process."""
     digest = {
-        "call": "tests.test_hostile_checkpoints:params_digest",
+        "call": "tests.weights.test_hostile_checkpoints:params_digest",
         "args": [str(official_weights)],
         "raises": [],
     }
