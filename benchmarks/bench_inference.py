@@ -46,6 +46,8 @@ from benchmarks.common import (
     print_table,
     proc_status_kib,
     time_interleaved,
+    xla_buffers,
+    xla_total_bytes,
 )
 from convert_weights.reference_amplifier import reference_amplification
 
@@ -183,17 +185,14 @@ def restore_rows(model, folded, state_dict, size, repeats: int) -> tuple[list[Ro
             if key == "onnx":
                 note += "; onnxruntime's memory arena keeps the warm-up run's buffers"
             rows.append((f"peak host RSS growth during one restore, {label}", value, note))
-    compiled = apply_folded.lower(folded, xj).compile()
-    mem = compiled.memory_analysis()
-    if mem is not None:
-        total = (
-            mem.temp_size_in_bytes + mem.argument_size_in_bytes + mem.output_size_in_bytes
-        ) / 2**20
+    buffers = xla_buffers(apply_folded.lower(folded, xj).compile())
+    total = xla_total_bytes(buffers)
+    if total is not None:
         rows.append(
             (
                 "XLA buffers of the fast path (args + temps + output)",
-                f"{total:.0f} MiB",
-                f"temps {mem.temp_size_in_bytes / 2**20:.0f} MiB",
+                f"{total / 2**20:.0f} MiB",
+                f"temps {buffers['xla_temp_bytes'] / 2**20:.0f} MiB",
             )
         )
     hwm = proc_status_kib("VmHWM")
@@ -318,9 +317,8 @@ def gpu_rows(model, state_dict, repeats: int) -> list[Row]:
     )
     rows.append(("peak GPU memory after all runs", peak_mib(), "process-wide peak"))
     for name, folded in (("float32", f32), ("bfloat16", bf)):
-        mem = apply_folded.lower(folded, x).compile().memory_analysis()
-        if mem is not None:
-            total = mem.temp_size_in_bytes + mem.argument_size_in_bytes + mem.output_size_in_bytes
+        total = xla_total_bytes(xla_buffers(apply_folded.lower(folded, x).compile()))
+        if total is not None:
             rows.append((f"XLA GPU buffers, {name}", f"{total / 2**20:.0f} MiB", "args+temps+out"))
     try:
         import torch

@@ -26,6 +26,7 @@ __all__ = [
     "available_cores", "cpu_model", "find_weights", "fmt_s", "gmacs", "machine_line",
     "median", "parse_area", "parse_size", "peak_rss_growth", "print_table", "proc_status_kib",
     "time_interleaved", "time_steps", "torch_train_step", "training_batch", "xla_buffers",
+    "xla_total_bytes",
 ]  # fmt: skip
 
 SIZES = {"4k": (2144, 3840), "sony": (2848, 4256)}
@@ -162,6 +163,13 @@ def xla_buffers(compiled: Any) -> dict[str, int]:
         if v is not None:
             out[f"xla_{k}_bytes"] = int(v)
     return out
+
+
+def xla_total_bytes(buffers: dict[str, int]) -> int | None:
+    """Arguments + temporaries + output of `xla_buffers` (None where XLA did not say)."""
+    if "xla_temp_bytes" not in buffers:
+        return None
+    return sum(buffers.get(f"xla_{k}_bytes", 0) for k in ("argument", "temp", "output"))
 
 
 def gmacs(jitted_fn: Any, *args: Any) -> float:

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import median, xla_buffers
+from benchmarks.common import median, xla_buffers, xla_total_bytes
 from benchmarks.gpu_check.check import Check
 
 CONFIGS = ("fp32-highest", "fp32-default", "bf16")  # restore configurations (fast path)
@@ -117,10 +117,7 @@ def measure_restore(check: Check, config: str, x, repeats: int, keep_output: boo
 
 def restore_row(check: Check, entry: dict, label: str, r: dict) -> None:
     """One Markdown row for a `measure_restore` result."""
-    xla = r.get("xla_temp_bytes")
-    total = (
-        None if xla is None else xla + r.get("xla_argument_bytes", 0) + r.get("xla_output_bytes", 0)
-    )
+    xla, total = r.get("xla_temp_bytes"), xla_total_bytes(r)
     note = (
         f"median of {r['repeats']} ({r['latency_median_s'] * 1e3:.2f} ms/call, min "
         f"{r['latency_min_s'] * 1e3:.2f}); pipelined {r['fps_pipelined']:.1f} fps; "

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.common import REPO_ROOT, xla_buffers
+from benchmarks.common import REPO_ROOT, xla_buffers, xla_total_bytes
 from benchmarks.gpu_check.check import Check
 from benchmarks.gpu_check.measure import (
     device_memory,
@@ -55,7 +55,7 @@ def run(check: Check, entry: dict) -> None:
         r = json.loads(p.stdout.strip().splitlines()[-1])
         r.update(config=config, shape=[b, h, w], wall_s=time.perf_counter() - t)
         entry["probes"].append(r)
-        xla = sum(r.get(f"xla_{k}_bytes", 0) for k in ("argument", "output", "temp"))
+        xla = xla_total_bytes(r)
         check.row(
             entry,
             f"peak device memory, one {b}x{h}x{w} restore, {config}",
