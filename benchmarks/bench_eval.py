@@ -1,4 +1,4 @@
-"""Evaluation benchmark: wall time per full-resolution SID pair through `jaxdark.evaluate`.
+"""Evaluation benchmark: wall time per full-resolution SID pair through `jaxdark.evaluation`.
 
     python -m benchmarks.bench_eval [--pairs 4] [--size 2848x4256] [--tile 0] [--weights PATH]
                                     [--workdir DIR]
@@ -21,15 +21,15 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import platform
 import resource
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_WEIGHTS = REPO_ROOT.parent / "shared" / "official" / "weights.pth"
+from benchmarks.common import find_weights, machine_line, parse_area
+from jaxdark.constants import AMPLIFICATION_MODES
+
 EXPOSURES = (0.1, 0.04, 0.033, 0.1, 0.04, 0.033, 0.1, 0.04)
 
 
@@ -37,15 +37,18 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print its table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=4)
-    parser.add_argument("--size", default="2848x4256")
+    parser.add_argument("--size", type=parse_area, default=(2848, 4256), help="HxW")
     parser.add_argument("--tile", type=int, default=0, help="eval_tile_size (0: whole frames)")
     parser.add_argument("--weights", default=None)
     parser.add_argument("--workdir", default=None)
     args = parser.parse_args(argv)
-    h, w = (int(v) for v in args.size.lower().split("x"))
-    weights = Path(args.weights or os.environ.get("JAXDARK_OFFICIAL_WEIGHTS", DEFAULT_WEIGHTS))
-    if not weights.is_file():
-        raise SystemExit(f"weights not found: {weights} (pass --weights)")
+    h, w = args.size
+    try:
+        weights = find_weights(args.weights)
+    except FileNotFoundError as e:
+        raise SystemExit(f"error: {e}") from None
+    if weights is None:
+        raise SystemExit("error: official weights not found (pass --weights)")
     if not 1 <= args.pairs <= len(EXPOSURES):
         raise SystemExit(f"--pairs must be in 1..{len(EXPOSURES)}")
 
@@ -64,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {args.pairs} pairs of {h}x{w} in {time.perf_counter() - t:.1f} s", flush=True)
 
     rows = []
-    for mode in ("gt", "estimated"):
+    for mode in AMPLIFICATION_MODES:
         config = get_config()
         config.data_dir, config.amplification, config.eval_tile_size = str(root), mode, args.tile
         s = ev.evaluate(config, work / "runs", weights)
@@ -86,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print()
     print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"machine: {machine_line()}, "
         f"JAX {jax.__version__} on {jax.devices()[0].platform}; load average "
         f"{os.getloadavg()[0]:.1f}; frame {h}x{w}; tiles: {args.tile or 'none (whole frame)'}"
     )

@@ -23,172 +23,39 @@ from the repository root; without a checkpoint a freshly initialised network is 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 
-SIZES = {"4k": (2144, 3840), "sony": (2848, 4256)}
-SMOKE_SIZE = (256, 256)
-AMP_SIZE = (2848, 4256)  # the Sony a7S II mosaic: 12.1 MP
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_WEIGHTS = REPO_ROOT.parent / "shared" / "official" / "weights.pth"
+from benchmarks.common import (
+    AMP_SIZE,
+    SIZES,
+    SMOKE_SIZE,
+    Row,
+    available_cores,
+    cpu_model,
+    find_weights,
+    fmt_s,
+    gmacs,
+    median,
+    parse_area,
+    parse_size,
+    peak_rss_growth,
+    print_table,
+    proc_status_kib,
+    time_interleaved,
+    xla_buffers,
+    xla_total_bytes,
+)
+from convert_weights.reference_amplifier import reference_amplification
+
 PARITY_TOL = 1e-5  # fast path vs model, float32
 BF16_TOL = 2.0 / 255.0  # bfloat16 vs float32 target on GPU
 
-Row = tuple[str, str, str]
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """'4k', 'sony' or 'HxW' (multiples of 32) -> (H, W)."""
-    key = text.strip().lower()
-    if key in SIZES:
-        return SIZES[key]
-    try:
-        h, w = (int(v) for v in key.split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"size must be 4k, sony or HxW such as 512x768, got {text!r}"
-        ) from None
-    if h <= 0 or w <= 0 or h % 32 or w % 32:
-        raise argparse.ArgumentTypeError(f"height and width must be multiples of 32, got {h}x{w}")
-    return h, w
-
-
-def parse_area(text: str) -> tuple[int, int]:
-    """'HxW' (any positive sides) -> (H, W)."""
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 2848x4256, got {text!r}") from None
-    if h <= 0 or w <= 0:
-        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
-    return h, w
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (or the platform's processor string)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def available_cores() -> int:
-    """Cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
-def _proc_status_kib(field: str) -> int | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def peak_rss_growth(fn: Callable[[], object]) -> float | None:
-    """MiB the resident set grows above its level before ``fn()`` at its peak (Linux only).
-
-    Resets the kernel's peak-RSS mark (``/proc/self/clear_refs``), runs ``fn`` once and
-    reads the new peak. None where the kernel does not allow it.
-    """
-    before = _proc_status_kib("VmRSS")
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return None
-    result = fn()
-    peak = _proc_status_kib("VmHWM")
-    del result
-    if before is None or peak is None:
-        return None
-    return max(0.0, (peak - before) / 1024.0)
-
-
-def time_interleaved(
-    fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 1
-) -> dict[str, list[float]]:
-    """Seconds per call of each function, calls interleaved round by round."""
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
-    return times
-
-
-def median(values: list[float]) -> float:
-    """Median of a non-empty list."""
-    return float(np.median(np.asarray(values)))
-
-
-def fmt_s(seconds: float) -> str:
-    """Seconds, or milliseconds below one second."""
-    return f"{seconds:.3f} s" if seconds >= 1.0 else f"{seconds * 1e3:.1f} ms"
-
-
-def reference_amplification_numpy(x: np.ndarray, m: float = 1.0) -> float:
-    """The reference amplifier (docs/restoring.md, "The amplifier"), written plainly in NumPy.
-
-    One boolean mask per histogram bin, sums in float64, cast to float32, clipped.
-    """
-    edges = ((2.0 ** np.linspace(0.0, 8.0, 128) - 1.0) / 255.0).astype(np.float32)
-    weights = 10.0 ** np.linspace(0.0, 5.0, 127)
-    weights = (weights / weights.max())[::-1].astype(np.float32)
-    w = np.zeros_like(x, dtype=np.float32)
-    for i in range(127):
-        w[(x >= edges[i]) & (x < edges[i + 1])] = weights[i]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        a = np.sum(w, dtype=np.float64) * 0.01 * m / np.sum(x * w, dtype=np.float64)
-    return float(np.clip(np.float32(a), 1.0, 300.0))
-
-
-def find_weights(arg: str | None) -> Path | None:
-    """The checkpoint to load, or None to time a freshly initialised network."""
-    if arg:
-        path = Path(arg)
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: no such checkpoint")
-        return path
-    env = os.environ.get("JAXDARK_OFFICIAL_WEIGHTS")
-    path = Path(env) if env else DEFAULT_WEIGHTS
-    return path if path.exists() else None
-
 
 # --------------------------------------------------------------------------- sections
-
-
-def gmacs(lowered_fn: Callable, *args) -> float:
-    """GMACs (= flops / 2 / 1e9) of a jitted function from XLA's compiled cost analysis,
-    always of the CPU executable: XLA's GPU cost analysis leaves out the convolutions it
-    hands to cuDNN (on an H100 it gave 0.11 GMACs for the Sony frame instead of 59.6)."""
-    import jax
-
-    with jax.default_device(jax.local_devices(backend="cpu")[0]):  # abstract args: CPU
-        analysis = lowered_fn.lower(*args).compile().cost_analysis()
-    if isinstance(analysis, list | tuple):  # older jax returned one dict per device
-        analysis = analysis[0]
-    return float(analysis["flops"]) / 2e9
 
 
 def complexity_rows(model, folded) -> list[Row]:
@@ -318,20 +185,17 @@ def restore_rows(model, folded, state_dict, size, repeats: int) -> tuple[list[Ro
             if key == "onnx":
                 note += "; onnxruntime's memory arena keeps the warm-up run's buffers"
             rows.append((f"peak host RSS growth during one restore, {label}", value, note))
-    compiled = apply_folded.lower(folded, xj).compile()
-    mem = compiled.memory_analysis()
-    if mem is not None:
-        total = (
-            mem.temp_size_in_bytes + mem.argument_size_in_bytes + mem.output_size_in_bytes
-        ) / 2**20
+    buffers = xla_buffers(apply_folded.lower(folded, xj).compile())
+    total = xla_total_bytes(buffers)
+    if total is not None:
         rows.append(
             (
                 "XLA buffers of the fast path (args + temps + output)",
-                f"{total:.0f} MiB",
-                f"temps {mem.temp_size_in_bytes / 2**20:.0f} MiB",
+                f"{total / 2**20:.0f} MiB",
+                f"temps {buffers['xla_temp_bytes'] / 2**20:.0f} MiB",
             )
         )
-    hwm = _proc_status_kib("VmHWM")
+    hwm = proc_status_kib("VmHWM")
     if hwm is not None:
         rows.append(("process RSS peak", f"{hwm / 1024:.0f} MiB", "whole benchmark so far"))
     return rows, diff
@@ -384,7 +248,7 @@ def amplifier_rows(size: tuple[int, int], repeats: int) -> list[Row]:
         result["jax"] = float(estimate_amplification(xj, 5.0))
 
     def run_numpy():
-        result["numpy"] = reference_amplification_numpy(x, 5.0)
+        result["numpy"] = reference_amplification(x, 5.0)
 
     times = time_interleaved({"jax": run_jax, "numpy": run_numpy}, max(repeats, 3))
     rel = abs(result["jax"] - result["numpy"]) / result["numpy"]
@@ -453,9 +317,8 @@ def gpu_rows(model, state_dict, repeats: int) -> list[Row]:
     )
     rows.append(("peak GPU memory after all runs", peak_mib(), "process-wide peak"))
     for name, folded in (("float32", f32), ("bfloat16", bf)):
-        mem = apply_folded.lower(folded, x).compile().memory_analysis()
-        if mem is not None:
-            total = mem.temp_size_in_bytes + mem.argument_size_in_bytes + mem.output_size_in_bytes
+        total = xla_total_bytes(xla_buffers(apply_folded.lower(folded, x).compile()))
+        if total is not None:
             rows.append((f"XLA GPU buffers, {name}", f"{total / 2**20:.0f} MiB", "args+temps+out"))
     try:
         import torch
@@ -481,16 +344,6 @@ def gpu_rows(model, state_dict, repeats: int) -> list[Row]:
 
 
 # --------------------------------------------------------------------------- main
-
-
-def print_table(title: str, rows: list[Row]) -> None:
-    """One Markdown table."""
-    print(title)
-    print("| quantity | value | notes |")
-    print("|---|---|---|")
-    for q, v, n in rows:
-        print(f"| {q} | {v} | {n} |")
-    sys.stdout.flush()
 
 
 def main(argv: list[str] | None = None) -> int:

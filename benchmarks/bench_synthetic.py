@@ -29,7 +29,7 @@ if __name__ == "__main__":  # one thread: set before NumPy is imported (not on i
 
 import numpy as np  # noqa: E402
 
-from benchmarks.bench_inference import cpu_model  # noqa: E402
+from benchmarks.common import cpu_model  # noqa: E402
 
 
 def benchmark_pair(size: int = 512, repeats: int = 20, seed: int = 0) -> dict[str, float]:

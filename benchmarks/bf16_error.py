@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.bench_inference import cpu_model, find_weights, parse_size
+from benchmarks.common import cpu_model, find_weights, parse_size
 
 DEMO_SIZE = (512, 768)
 DEMO_M = 5.0

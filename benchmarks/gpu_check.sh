@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check as one command on a machine with no network (benchmarks/gpu_check.py).
+# The GPU check as one command on a machine with no network (benchmarks/gpu_check/).
 #
 #   bash benchmarks/gpu_check.sh [gpu_check flags, e.g. --sections train]
 #

@@ -180,7 +180,7 @@ def machine() -> dict[str, Any]:
     """What ran the benchmark."""
     import jax
 
-    from benchmarks.bench_inference import cpu_model
+    from benchmarks.common import cpu_model
 
     return {
         "cpu": cpu_model(),

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.bench_inference import (
+from benchmarks.common import (
     SIZES,
     SMOKE_SIZE,
     available_cores,

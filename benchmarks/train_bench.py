@@ -30,29 +30,13 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.bench_inference import cpu_model
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def _batch(batch: int, crop: int, seed: int = 0):
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    target = rng.random((batch, crop, crop, 3), dtype=np.float32)
-    target = (target + np.roll(target, 1, 1) + np.roll(target, 1, 2)) / 3
-    mosaic = target.mean(-1, keepdims=True) * rng.uniform(0.5, 1.5, (batch, 1, 1, 1))
-    return mosaic.astype(np.float32), target.astype(np.float32)
-
-
-def _time(fn, steps: int) -> list[float]:
-    fn()  # warm-up (compilation)
-    times = []
-    for _ in range(steps):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return times
+from benchmarks.common import (
+    REPO_ROOT,
+    cpu_model,
+    time_steps,
+    torch_train_step,
+    training_batch,
+)
 
 
 def _jax_worker(args) -> dict:
@@ -67,7 +51,7 @@ def _jax_worker(args) -> dict:
     tx, _ = make_optimizer()
     setup = setup_training(DarkRestorationNet(rngs=nnx.Rngs(0)), tx)
     step = setup.train_step
-    x, y = _batch(args.batch, args.crop)
+    x, y = training_batch(args.batch, args.crop)
     batch = make_global_batch({"input": x, "target": y}, setup.mesh)
     box = {"state": setup.state}
 
@@ -75,7 +59,7 @@ def _jax_worker(args) -> dict:
         box["state"], metrics = step(box["state"], batch)
         jax.block_until_ready(metrics)
 
-    times = _time(run, args.steps)
+    times = time_steps(run, args.steps)
     out = {
         "devices": jax.device_count(),
         "platform": jax.devices()[0].platform,
@@ -83,59 +67,8 @@ def _jax_worker(args) -> dict:
         "jax_step_s": statistics.median(times),
     }
     if args.torch:
-        out.update(_torch_step(x, y, args.steps))
+        out.update(torch_train_step(x, y, args.steps))
     return out
-
-
-def _torch_step(x, y, steps: int, *, sizes: dict | None = None, autocast: bool = False) -> dict:
-    """Median step time of the PyTorch reference (on CUDA when torch sees it).
-
-    ``sizes``: ReferenceNet's features / growth / dense_layers (default: the published
-    network); ``autocast``: the forward pass under ``torch.autocast`` in bfloat16 (the
-    loss on its float32 output).
-    """
-    try:
-        import pytorch_msssim
-        import torch
-
-        from convert_weights.reference_torch import ReferenceNet
-    except ImportError as e:  # torch is a test extra
-        return {"torch_error": f"PyTorch reference unavailable ({e})"}
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    torch.manual_seed(0)
-    net = ReferenceNet(**(sizes or {})).to(device).train()
-    opt = torch.optim.Adam(net.parameters(), lr=1e-4)
-    tx = torch.from_numpy(x.transpose(0, 3, 1, 2).copy()).to(device)
-    ty = torch.from_numpy(y.transpose(0, 3, 1, 2).copy()).to(device)
-    small = min(x.shape[1:3]) <= 160  # pytorch_msssim refuses 5 scales below 161 px
-
-    def run():
-        opt.zero_grad(set_to_none=True)
-        with torch.autocast(device, dtype=torch.bfloat16, enabled=autocast):
-            pred = net(tx)
-        pred = pred.float()
-        l1 = torch.mean(torch.abs(pred - ty))
-        if small:
-            loss = l1 + 0.2 * (1 - pytorch_msssim.ssim(pred, ty, data_range=1.0))
-        else:
-            loss = l1 + 0.2 * (1 - pytorch_msssim.ms_ssim(pred, ty, data_range=1.0))
-        loss.backward()
-        opt.step()
-        if device == "cuda":
-            torch.cuda.synchronize()
-
-    if device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    times = _time(run, steps)
-    return {
-        "torch_step_s": statistics.median(times),
-        "torch_step_times_s": times,
-        "torch_peak_bytes": torch.cuda.max_memory_allocated() if device == "cuda" else None,
-        "torch_device": device,
-        "torch_device_name": torch.cuda.get_device_name() if device == "cuda" else "cpu",
-        "torch_threads": torch.get_num_threads(),
-        "torch_loss_note": "SSIM (crop too small for MS-SSIM)" if small else "",
-    }
 
 
 def _data_bench(args) -> int:
@@ -158,8 +91,8 @@ def _data_bench(args) -> int:
         prep = time.perf_counter() - t
         source = sid.SIDPairs("train", Path(tmp) / "tfds")
         pairs_only = sid.SIDPairs("train", Path(tmp) / "tfds", with_target=False)
-        reads = _time(lambda: source[1], args.steps)
-        reads_in = _time(lambda: pairs_only[1], args.steps)
+        reads = time_steps(lambda: source[1], args.steps)
+        reads_in = time_steps(lambda: pairs_only[1], args.steps)
         print(
             f"Input pipeline, full Sony frames (2848x4256), crop {args.crop}, batch "
             f"{args.batch}; {cpu_model()}, {os.cpu_count()} cores\n"

@@ -18,12 +18,10 @@ import numpy as np
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    """'HxW' -> (H, W)."""
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 256x384, got {text!r}") from None
-    return h, w
+    """'HxW' (multiples of 32) -> (H, W); an argparse type."""
+    from jaxdark.cli.flags import parse_hw
+
+    return parse_hw(text, multiple=32)
 
 
 def torch_state_dict(path: Path, model) -> dict:

@@ -5,6 +5,9 @@ MIN_AMPLIFICATION = 1.0  # the amplifier's and the exposure ratio's range, as in
 MAX_AMPLIFICATION = 300.0
 MAX_USER_AMPLIFICATION = 1e4  # a factor given by hand (--amplification) above this is refused
 MAX_M = 1e3  # the amplifier's brightness m must lie in (0, MAX_M]
+# How an input is brightened in training and evaluation: "gt" by the exposure ratio (ground
+# truth), "estimated" by the amplifier (`jaxdark.imaging.amplifier`).
+AMPLIFICATION_MODES = ("gt", "estimated")
 
 # The SID camera, the Sony a7S II: raw levels in DN, and SID's exposure ratios
 # (0.1 s, 0.04 s, 0.033 s short exposures against 10 s or 30 s long ones, capped at 300).

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from tests.support.paths import REPO_ROOT
+
 OFFICIAL_WEIGHTS_ENV = "JAXDARK_OFFICIAL_WEIGHTS"
 DEFAULT_OFFICIAL_WEIGHTS = REPO_ROOT.parent / "shared" / "official" / "weights.pth"
 

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 import jaxdark
+from convert_weights.reference_amplifier import reference_amplification
 from jaxdark.imaging.dng import write_dng
 from jaxdark.imaging.raw import read_raw
 from jaxdark.restorer import Restorer
-from tests.imaging.test_amplifier import reference_amplification
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
-"""Helpers of the absl entry points (train.py, eval.py): the extra check, one-line flag
-errors, and console logging.
+"""Flag helpers: of the absl entry points (train.py, eval.py) the extra check, one-line flag
+errors and console logging; for argparse scripts (benchmarks, convert_weights.verify) the
+``HxW`` size type `parse_hw`.
 
 absl reports its own flag errors tidily, but a ``--config.FIELD=VALUE`` naming a field the
 config does not have escapes from ml_collections as a multi-line traceback, and a config
@@ -9,12 +10,37 @@ error into ``PROG: error: ...`` on one line and exit status 2.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import re
 import sys
 from collections.abc import Callable
 
 from jaxdark.errors import JaxdarkError, one_line
+
+
+def parse_hw(
+    text: str, *, multiple: int = 1, named: dict[str, tuple[int, int]] | None = None
+) -> tuple[int, int]:
+    """``"HxW"`` (or a key of ``named``, any case) -> (H, W), both positive multiples of
+    ``multiple``; an `argparse.ArgumentTypeError` naming the value otherwise."""
+    key = text.strip().lower()
+    if named and key in named:
+        return named[key]
+    try:
+        h, w = (int(v) for v in key.split("x"))
+    except ValueError:
+        choices = ", ".join(named) + " or " if named else ""
+        raise argparse.ArgumentTypeError(
+            f"size must be {choices}HxW such as 512x768, got {text!r}"
+        ) from None
+    if h <= 0 or w <= 0:
+        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
+    if h % multiple or w % multiple:
+        raise argparse.ArgumentTypeError(
+            f"height and width must be multiples of {multiple}, got {h}x{w}"
+        )
+    return h, w
 
 
 def require_train_extra(prog: str) -> None:

@@ -31,11 +31,10 @@ from typing import Any
 import grain
 import numpy as np
 
+from jaxdark.constants import AMPLIFICATION_MODES as AMPLIFICATIONS
 from jaxdark.constants import INPUT_MULTIPLE
 from jaxdark.imaging.bayer import red_position
 from jaxdark.imaging.raw import normalise
-
-AMPLIFICATIONS = ("gt", "estimated")
 
 
 def _start(rng: np.random.Generator, size: int, crop: int, parity: int) -> int | None:

@@ -5,17 +5,17 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
 
-from jaxdark.constants import MAX_M
-from jaxdark.data.sid_files import SIDPair
+from jaxdark.constants import AMPLIFICATION_MODES, MAX_M
+from jaxdark.data.sid_files import SIDPair, ratio_key
 from jaxdark.errors import JaxdarkError, one_line
 from jaxdark.evaluation.sources import LoadedPair
 from jaxdark.imaging import metrics
 
-AMPLIFICATION_MODES = ("gt", "estimated")
 # errors that fail one pair, not the run (they name the file)
 PAIR_ERRORS = (JaxdarkError, OSError, ValueError, KeyError)
 
@@ -116,3 +116,16 @@ class PairScorer:
             out8 = None
         result.total_seconds = time.perf_counter() - t0
         return result, out8
+
+
+def mean_by_ratio(scores: Iterable[tuple[float, float, float]]) -> Iterator[tuple[str, float]]:
+    """Mean metrics of (ratio, psnr, ssim) scores: ``psnr``, ``ssim`` over all, then
+    ``psnr_x100``, ``ssim_x100``, ... per exposure ratio (`ratio_key`)."""
+    groups: dict[str, list[tuple[float, float]]] = {}
+    for ratio, psnr, ssim in scores:
+        groups.setdefault("", []).append((psnr, ssim))
+        groups.setdefault(f"_{ratio_key(ratio)}", []).append((psnr, ssim))
+    for suffix in sorted(groups, key=lambda s: (s != "", s)):
+        vals = np.asarray(groups[suffix], np.float64)
+        yield f"psnr{suffix}", float(vals[:, 0].mean())
+        yield f"ssim{suffix}", float(vals[:, 1].mean())

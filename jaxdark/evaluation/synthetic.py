@@ -20,13 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from jaxdark.constants import SID_BLACK_LEVEL, SID_WHITE_LEVEL
+from jaxdark.constants import AMPLIFICATION_MODES, SID_BLACK_LEVEL, SID_WHITE_LEVEL
 from jaxdark.data.naive import naive_brighten
-from jaxdark.data.sid_files import ratio_key
 from jaxdark.data.synthetic import SynthesisConfig
 from jaxdark.data.synthetic_source import SyntheticPairs, synthesis_config
 from jaxdark.errors import JaxdarkError
-from jaxdark.evaluation.scoring import AMPLIFICATION_MODES
+from jaxdark.evaluation.scoring import mean_by_ratio
 from jaxdark.imaging import metrics
 from jaxdark.imaging.raw import normalise
 
@@ -81,20 +80,6 @@ def held_out_pairs(
             )
         )
     return pairs
-
-
-def _mean_by_ratio(
-    scores: list[tuple[float, float, float]],
-) -> Iterator[tuple[str, float]]:
-    """``psnr``, ``ssim``, then ``psnr_x100``, ``ssim_x100``, ... of (ratio, psnr, ssim)."""
-    groups: dict[str, list[tuple[float, float]]] = {}
-    for ratio, psnr, ssim in scores:
-        groups.setdefault("", []).append((psnr, ssim))
-        groups.setdefault(f"_{ratio_key(ratio)}", []).append((psnr, ssim))
-    for suffix in sorted(groups, key=lambda s: (s != "", s)):
-        vals = np.asarray(groups[suffix], np.float64)
-        yield f"psnr{suffix}", float(vals[:, 0].mean())
-        yield f"ssim{suffix}", float(vals[:, 1].mean())
 
 
 class SyntheticEvaluator:
@@ -170,7 +155,7 @@ class SyntheticEvaluator:
         for pair, image in zip(self.items, self.restore(model), strict=True):
             m = metrics.image_metrics(image, pair.target)
             scores.append((pair.ratio, m["psnr"], m["ssim"]))
-        yield from _mean_by_ratio(scores)
+        yield from mean_by_ratio(scores)
 
     def naive(self) -> Iterator[tuple[str, float]]:
         """The same metrics for naive brightening of the kept pairs (no network)."""
@@ -185,7 +170,7 @@ class SyntheticEvaluator:
                 )
                 m = metrics.image_metrics(image, pair.target)
                 scores.append((pair.ratio, m["psnr"], m["ssim"]))
-            self._naive = list(_mean_by_ratio(scores))
+            self._naive = list(mean_by_ratio(scores))
         yield from self._naive
 
 

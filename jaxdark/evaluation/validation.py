@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from jaxdark.data.sid_files import SIDPair, ratio_key, read_pair_list
+from jaxdark.data.sid_files import SIDPair, read_pair_list
 from jaxdark.errors import one_line
-from jaxdark.evaluation.scoring import PAIR_ERRORS, PairScorer
+from jaxdark.evaluation.scoring import PAIR_ERRORS, PairScorer, mean_by_ratio
 from jaxdark.evaluation.sources import LoadedPair, make_source
 from jaxdark.imaging import metrics
 
@@ -56,13 +56,10 @@ class Evaluator:
             self._scorer = PairScorer(None, restorer, self.mode, self.m, warmup=False)
         else:  # same shapes and dtypes: the compiled functions are reused
             self._scorer.restorer.set_weights(model)
-        groups: dict[str, list[tuple[float, float]]] = {}
+        scores = []
         for pair, loaded in self.items:
             out8, _, _ = self._scorer.restore(pair, loaded)
-            score = (metrics.psnr(out8, loaded.gt8), metrics.ssim(out8, loaded.gt8))
-            groups.setdefault("", []).append(score)
-            groups.setdefault(f"_{ratio_key(pair.ratio)}", []).append(score)
-        for suffix in sorted(groups, key=lambda s: (s != "", s)):
-            vals = np.asarray(groups[suffix], np.float64)
-            yield f"psnr{suffix}", float(vals[:, 0].mean())
-            yield f"ssim{suffix}", float(vals[:, 1].mean())
+            scores.append(
+                (pair.ratio, metrics.psnr(out8, loaded.gt8), metrics.ssim(out8, loaded.gt8))
+            )
+        yield from mean_by_ratio(scores)

@@ -122,22 +122,18 @@ def fold_params(
 ) -> Folded:
     """The kernels and biases of ``model`` with weight norm folded in, recast for speed.
 
-        Returns a pytree of device arrays for `apply_folded`. ``dtype`` (default float32)
-        is the dtype of the kernels and so of the convolutions' operands; biases,
-        accumulation and activations stay float32. With ``jnp.bfloat16`` the 4K output is
-    <<<<<<< HEAD
-        within ~0.006 of float32 (docs/performance.md); bfloat16 activations would double that.
-    =======
-        within ~0.006 of float32 (benchmarks/NOTES.md); bfloat16 activations would double that.
+    Returns a pytree of device arrays for `apply_folded`. ``dtype`` (default float32)
+    is the dtype of the kernels and so of the convolutions' operands; biases,
+    accumulation and activations stay float32. With ``jnp.bfloat16`` the 4K output is
+    within ~0.006 of float32 (docs/performance.md); bfloat16 activations would double that.
 
-        ``rewrites`` picks the recasts (any of `REWRITES`; default `default_rewrites`, per
-        backend): ``"dense_cat"`` (block-diagonal dense ``conv32_8_cat.0``, else a grouped
-        convolution after the channel shuffle), ``"nine_planes"`` (``conv32x.0`` as a
-        contraction and a sum of nine planes, else a grouped convolution),
-        ``"space_to_depth"`` (the half-resolution 5x5 convolutions on the space-to-depth
-        grid, else as they are). Every choice computes the same function; `apply_folded`
-        follows the pytree's keys.
-    >>>>>>> i20
+    ``rewrites`` picks the recasts (any of `REWRITES`; default `default_rewrites`, per
+    backend): ``"dense_cat"`` (block-diagonal dense ``conv32_8_cat.0``, else a grouped
+    convolution after the channel shuffle), ``"nine_planes"`` (``conv32x.0`` as a
+    contraction and a sum of nine planes, else a grouped convolution),
+    ``"space_to_depth"`` (the half-resolution 5x5 convolutions on the space-to-depth
+    grid, else as they are). Every choice computes the same function; `apply_folded`
+    follows the pytree's keys.
     """
     dtype = jnp.float32 if dtype is None else dtype
     rewrites = default_rewrites() if rewrites is None else tuple(rewrites)

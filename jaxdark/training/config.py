@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from jaxdark.constants import AMPLIFICATION_MODES as AMPLIFICATIONS
 from jaxdark.constants import INPUT_MULTIPLE, MAX_M
 from jaxdark.errors import JaxdarkError
 from jaxdark.models.precision import resolve_dtype
@@ -30,7 +31,6 @@ TRAIN_FIELDS = EVAL_FIELDS + VALIDATION_FIELDS + (
     "synthetic_read_model", "synthetic_read_noise_scale", "synthetic_tone_curve",
     "synthetic_white_balance_spread", "synthetic_color_matrix_spread",
 )  # fmt: skip
-AMPLIFICATIONS = ("gt", "estimated")
 
 
 def _require(config: Any, fields: tuple[str, ...]) -> None:

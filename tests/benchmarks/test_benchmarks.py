@@ -7,13 +7,9 @@ import argparse
 import numpy as np
 import pytest
 
-from benchmarks.bench_inference import (
-    main,
-    parse_size,
-    peak_rss_growth,
-    reference_amplification_numpy,
-    time_interleaved,
-)
+from benchmarks.bench_inference import main
+from benchmarks.common import parse_size, peak_rss_growth, time_interleaved
+from convert_weights.reference_amplifier import reference_amplification
 
 EXPECTED_ROWS = [
     "machine",
@@ -101,8 +97,8 @@ def test_numpy_reference_amplifier_matches_definition():
         1,
         300,
     )
-    assert reference_amplification_numpy(x, 5.0) == pytest.approx(float(expected), rel=1e-6)
-    assert reference_amplification_numpy(np.zeros((4, 4), np.float32)) == 300.0
+    assert reference_amplification(x, 5.0) == pytest.approx(float(expected), rel=1e-6)
+    assert reference_amplification(np.zeros((4, 4), np.float32)) == 300.0
 
 
 def test_time_interleaved_order_and_counts():

@@ -1,4 +1,6 @@
-"""``python -m benchmarks.gpu_check --smoke`` runs every section on the CPU and writes its files."""
+"""``python -m benchmarks.gpu_check --smoke`` runs every section on the CPU and writes its files;
+the harness records a failing section and goes on, stops at its watchdog, and takes a
+benchmark's ``gpu_rows`` function as a section."""
 
 from __future__ import annotations
 
@@ -10,8 +12,11 @@ import threading
 
 import pytest
 
-from benchmarks.gpu_check import JSON_NAME, MD_NAME, SECTIONS, Check, Profile, render_markdown
-from tests.conftest import REPO_ROOT
+from benchmarks.gpu_check import harness
+from benchmarks.gpu_check.check import JSON_NAME, MD_NAME, Check, Profile, render_markdown
+from benchmarks.gpu_check.harness import rows_section, section_names
+from benchmarks.results_io import read_results
+from tests.support.paths import REPO_ROOT
 
 
 @pytest.mark.slow
@@ -24,7 +29,7 @@ def test_smoke_run_writes_every_section(tmp_path, official_weights):
     res = json.loads((out / JSON_NAME).read_text())
     assert res["mode"] == "smoke" and res["finished"] is True
     sections = res["sections"]
-    assert list(sections) == list(SECTIONS)
+    assert list(sections) == section_names()
     for name, entry in sections.items():
         assert entry["status"] == "ok", (name, entry.get("error"), entry.get("skipped"))
         assert entry["rows"], name
@@ -50,14 +55,17 @@ def test_smoke_run_writes_every_section(tmp_path, official_weights):
     assert sections["amplifier"]["rel_diff"] < 1e-5
     assert len(sections["bf16_error"]["rows_bf16"]) == 6
     md = (out / MD_NAME).read_text()
-    assert all(f"## {name}: ok" in md for name in SECTIONS)
+    assert all(f"## {name}: ok" in md for name in section_names())
+    amp = read_results("gpu_amplifier", out / "results")  # the recorded-results format
+    assert amp["columns"] == ["quantity", "value", "notes"]
+    assert amp["rows"] == sections["amplifier"]["rows"] and "smoke run" in amp["notes"]
 
 
 def test_a_failing_section_is_recorded_and_the_run_goes_on(tmp_path):
     profile = Profile(
         name="unit", restore=(64, 64), sony=(64, 64), batches=(1,), repeats=1, parity=(),
         demo=(64, 64), amp=(64, 64), train_batch=2, train_crop=32, train_steps=1,
-        train_net=None, memory_probes=(), budget_s=60.0, budgets={"a": 10, "b": 10},
+        train_net=None, memory_probes=(), budget_s=60.0,
     )  # fmt: skip
     check = Check(tmp_path, profile, 60.0)
 
@@ -68,8 +76,8 @@ def test_a_failing_section_is_recorded_and_the_run_goes_on(tmp_path):
     def fine(check, entry):
         check.row(entry, "measured", "2 ms", "note")
 
-    check.run_section("a", failing)
-    check.run_section("b", fine)
+    check.run_section("a", failing, 10.0)
+    check.run_section("b", fine, 10.0)
     res = json.loads((tmp_path / JSON_NAME).read_text())
     a, b = res["sections"]["a"], res["sections"]["b"]
     assert a["status"] == "error" and a["error"] == "RuntimeError: boom"
@@ -85,8 +93,6 @@ def test_a_failing_section_is_recorded_and_the_run_goes_on(tmp_path):
 
 
 def test_watchdog_writes_the_files_and_exits(tmp_path, monkeypatch):
-    from benchmarks import gpu_check
-
     profile = Profile(
         name="unit", restore=(64, 64), sony=(64, 64), batches=(1,), repeats=1, parity=(),
         demo=(64, 64), amp=(64, 64), train_batch=2, train_crop=32, train_steps=1,
@@ -95,9 +101,34 @@ def test_watchdog_writes_the_files_and_exits(tmp_path, monkeypatch):
     check = Check(tmp_path, profile, 0.0)
     check.results["current_section"] = "train"
     codes, exited = [], threading.Event()
-    monkeypatch.setattr(gpu_check.os, "_exit", lambda code: (codes.append(code), exited.set()))
-    gpu_check._watchdog(check, grace_s=0.0)  # fires after 1 s
+    monkeypatch.setattr(harness.os, "_exit", lambda code: (codes.append(code), exited.set()))
+    harness.watchdog(check, grace_s=0.0)  # fires after 1 s
     assert exited.wait(30)
     res = json.loads((tmp_path / JSON_NAME).read_text())
     assert codes == [3] and "during section 'train'" in res["watchdog"]
+    shutil.rmtree(check.tmpdir)
+
+
+def gpu_rows(smoke: bool, repeats: int, time_left_s: float) -> list[tuple[str, str, str]]:
+    """A benchmark's GPU rows, as the sections made by `rows_section` call them."""
+    return [("smoke", str(smoke), f"repeats {repeats}"), ("time left", f"{time_left_s:.0f} s", "")]
+
+
+def needs_more(size: int) -> list[tuple[str, str, str]]:
+    return [("size", str(size), "")]
+
+
+def test_a_gpu_rows_function_is_a_section_in_one_line(tmp_path):
+    from benchmarks.gpu_check.check import PROFILES
+
+    check = Check(tmp_path, PROFILES["smoke"], 60.0)
+    section = rows_section("mine", __name__, {"smoke": 30})
+    entry = check.run_section(section.name, section.run, section.budget("smoke"))
+    assert entry["status"] == "ok", entry.get("error")
+    assert entry["rows"][0] == ["smoke", "True", "repeats 1"]
+    assert 0 < float(entry["rows"][1][1].split()[0]) <= 30
+    assert entry["source"] == f"{__name__}.gpu_rows"
+    bad = rows_section("bad", __name__, {}, function="needs_more")
+    entry = check.run_section(bad.name, bad.run, bad.budget("smoke"))
+    assert entry["status"] == "error" and "needs ['size']" in entry["error"]
     shutil.rmtree(check.tmpdir)

@@ -19,15 +19,15 @@ import pytest
 import rawpy
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from convert_weights.reference_amplifier import reference_amplification
 from jaxdark import evaluation as ev
 from jaxdark.data.sid_files import SIDPair, ratio_key, read_pair_list
 from jaxdark.evaluation.reports import format_table, summarize
 from jaxdark.evaluation.scoring import PairResult, PairScorer
 from jaxdark.evaluation.sources import RawFolderSource
+from tests.support.paths import REPO_ROOT
 from tests.support.sid_fixture import BLACK_LEVEL, WHITE_LEVEL, FixtureScene, make_sid_tree
 from tests.support.tensorboard_events import read_events
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # x100 and x250 (scene 10001), x300 from 303 (10034, one of the misaligned scenes),
 # x300 (10002); two validation pairs; one training pair (the TFDS builder needs all lists).
@@ -115,17 +115,6 @@ def _mosaic_independent(path: Path) -> np.ndarray:
     with rawpy.imread(str(path)) as raw:
         data = raw.raw_image_visible.astype(np.float32)
     return np.maximum(data - BLACK_LEVEL, 0) / np.float32(WHITE_LEVEL - BLACK_LEVEL)
-
-
-def _reference_amplification(x: np.ndarray, m: float) -> float:
-    """The reference algorithm (docs/restoring.md, "The amplifier"), written plainly."""
-    edges = ((2.0 ** np.linspace(0, 8, 128) - 1) / 255).astype(np.float32)
-    w = 10.0 ** np.linspace(0, 5, 127)
-    w = (w / w.max())[::-1].astype(np.float32)
-    idx = np.searchsorted(edges, x, side="right") - 1  # edge[i] <= x < edge[i+1]
-    wmap = np.where((idx >= 0) & (idx < 127), w[np.clip(idx, 0, 126)], 0).astype(np.float32)
-    a = np.float32(np.sum(wmap, dtype=np.float64) * 0.01 * m / np.sum(x * wmap, dtype=np.float64))
-    return float(np.clip(a, 1.0, 300.0))
 
 
 # ---------------------------------------------------------------------------------------
@@ -257,7 +246,7 @@ def test_evaluate_estimated_amplification(sid_root, weights, tmp_path):
     assert len(rows) == 3  # 10034 dropped
     assert all("10034" not in r["input"] for r in rows)
     for r in rows:
-        ref = _reference_amplification(_mosaic_independent(sid_root / r["input"]), 5.0)
+        ref = reference_amplification(_mosaic_independent(sid_root / r["input"]), 5.0)
         assert float(r["amplification"]) == pytest.approx(ref, rel=1e-5)
         assert float(r["amplification"]) != pytest.approx(float(r["ratio"]))
     _check_metrics_from_files(sid_root, out_dir, rows)

@@ -23,7 +23,7 @@ from jaxdark.export import ExportError, export
 from jaxdark.fileio import sha256_of
 from jaxdark.imaging.raw import pad_to_multiple, to_rggb
 from jaxdark.weights.convert import save_converted
-from tests.conftest import REPO_ROOT
+from tests.support.paths import REPO_ROOT
 
 SIZES = [(1, 32, 32), (2, 64, 96), (1, 96, 64)]  # one non-square each way
 META_KEYS = {

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from convert_weights.reference_amplifier import reference_amplification, reference_weights
 from jaxdark.imaging.amplifier import (
     BIN_EDGES,
     BIN_WEIGHTS,
@@ -17,26 +18,6 @@ from jaxdark.imaging.amplifier import (
 )
 
 REL_TOL = 1e-5
-
-
-def reference_weights(x: np.ndarray) -> np.ndarray:
-    """The reference's per-pixel weights: one mask per bin, in NumPy float32."""
-    edges = ((2 ** np.linspace(0, 8, 128) - 1) / 255).astype(np.float32)
-    weights = 10 ** np.linspace(0, 5, 127)
-    weights = (weights / weights.max())[::-1].astype(np.float32)
-    w = np.zeros(x.shape, np.float32)
-    for i in range(127):
-        w[(x >= edges[i]) & (x < edges[i + 1])] = weights[i]
-    return w
-
-
-def reference_amplification(x: np.ndarray, m: float = 1.0) -> float:
-    """``sum(w) * 0.01 * m / sum(x * w)`` in float64, cast to float32, clipped to [1, 300]."""
-    x = np.asarray(x, np.float32)
-    w = reference_weights(x)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        a = w.astype(np.float64).sum() * 0.01 * m / (x.astype(np.float64) * w).sum()
-    return float(np.clip(np.float32(a), 1, 300))
 
 
 def _frames():

@@ -6,9 +6,8 @@ tested like the built-in networks."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import jax
@@ -33,8 +32,8 @@ from jaxdark.models.sid_unet import (
 from jaxdark.restorer import Restorer
 from jaxdark.training.checkpointing import Checkpointer, read_model_spec
 from jaxdark.training.step import init_train_state, make_data_mesh, replicate, split_model, to_host
+from tests.support.workers import run_workers
 
-REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = "examples.new_variant:tiny_resnet"
 # every model of the zoo and its published (or, for the example, computed) size
 PARAMS = {"lamba2021": 784_768, "sid_unet": 7_760_748, EXAMPLE: 78_636}
@@ -219,26 +218,8 @@ def test_one_step_on_8_devices_equals_1_device():
     shard_map step must give the same on 1 and 8 simulated devices. lamba2021 is covered
     by tests/training/test_train_step.py; here the other models of the zoo."""
     names = [n for n in PARAMS if n != "lamba2021"]
-    env = dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu")
-    out, procs = {}, {}
-    tmp = Path(os.environ.get("TMPDIR", "/tmp"))
-    for n in (1, 8):
-        out[n] = tmp / f"jaxdark_models_step_{os.getpid()}_{n}.npz"
-        procs[n] = subprocess.Popen(
-            [sys.executable, str(REPO / "tests" / "model_step_worker.py"), str(n), str(out[n])]
-            + names,
-            env=env,
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-    for n, p in procs.items():
-        log, _ = p.communicate(timeout=900)
-        assert p.returncode == 0, f"worker with {n} devices failed:\n{log[-3000:]}"
-    one, eight = (dict(np.load(out[n])) for n in (1, 8))
-    for path in out.values():
-        path.unlink()
+    with tempfile.TemporaryDirectory() as tmp:
+        one, eight = run_workers("model_step_worker", (1, 8), Path(tmp), *names).values()
     for name in names:
         g1, g8 = one[f"{name}/grad"], eight[f"{name}/grad"]
         assert np.abs(g1).max() > 0, name

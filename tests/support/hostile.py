@@ -38,7 +38,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO_ROOT
+
 # Address space for a case: JAX reserves virtual memory generously (a load_model +
 # forward pass ran at 2 GiB and failed at 1 GiB, on this project's CPU machines).
 ADDRESS_SPACE = 3 << 30

@@ -1,6 +1,7 @@
 """Mixed precision training: bfloat16 compute over float32 parameters, loss and gradients.
 
-The steps run in subprocesses (tests/workers/mixed_precision_worker.py; the simulated device
+The steps run in subprocesses (tests/workers/mixed_precision_worker.py, run by
+`tests.support.workers.run_workers`; the simulated device
 count is fixed when JAX starts): one process with 1 device runs float32 and bfloat16
 steps from the same state on the same batch, one with 8 devices runs bfloat16 steps.
 Tolerances come from measurements of this setup (small network with random weights
@@ -14,11 +15,6 @@ apart.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -29,30 +25,14 @@ from jaxdark.errors import JaxdarkError
 from jaxdark.models.layers import WNConv
 from jaxdark.models.precision import resolve_dtype, set_compute_dtype
 from tests.support.random_weights import random_model
+from tests.support.workers import run_workers
 
-REPO = Path(__file__).resolve().parents[2]
-WORKER = REPO / "tests" / "mixed_precision_worker.py"
 LR = 1e-3  # the worker's learning rate
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    out = tmp_path_factory.mktemp("mixed_precision")
-    env = dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu")
-    procs = {
-        n: subprocess.Popen(
-            [sys.executable, str(WORKER), str(n), str(out / f"d{n}.npz")],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for n in (1, 8)
-    }
-    for n, p in procs.items():
-        log, _ = p.communicate(timeout=900)
-        assert p.returncode == 0, f"worker with {n} devices failed:\n{log[-3000:]}"
-    return {n: dict(np.load(out / f"d{n}.npz")) for n in procs}
+    return run_workers("mixed_precision_worker", (1, 8), tmp_path_factory.mktemp("mp"))
 
 
 def _cos(a: np.ndarray, b: np.ndarray) -> float:

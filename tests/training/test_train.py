@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.support.paths import REPO_ROOT
 from tests.support.sid_fixture import prepare_fixture_dataset
 from tests.support.tensorboard_events import read_events
 
-REPO = Path(__file__).resolve().parents[2]
 STEPS = 8
 
 
@@ -37,7 +37,7 @@ def setup(tmp_path_factory):
 def _env(setup, devices=1, **extra):
     env = dict(os.environ)
     env.update(
-        PYTHONPATH=str(REPO),
+        PYTHONPATH=str(REPO_ROOT),
         JAX_PLATFORMS="cpu",
         XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
         JAX_COMPILATION_CACHE_DIR=str(setup["cache"]),
@@ -51,7 +51,7 @@ def _env(setup, devices=1, **extra):
 def _cmd(setup, workdir, *extra):
     return [
         sys.executable,
-        str(REPO / "train.py"),
+        str(REPO_ROOT / "train.py"),
         "--config=configs/sid_sony.py:local",
         f"--workdir={workdir}",
         f"--config.data_dir={setup['sid']}",
@@ -70,7 +70,7 @@ def _run(setup, workdir, *extra, devices=1, timeout=400):
     p = subprocess.run(
         _cmd(setup, workdir, *extra),
         env=_env(setup, devices),
-        cwd=REPO,
+        cwd=REPO_ROOT,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -138,7 +138,9 @@ class _Proc:
         logdir.mkdir(parents=True, exist_ok=True)
         self._out = open(logdir / f"{name}.out", "w+")  # noqa: SIM115
         self._err = open(logdir / f"{name}.err", "w+")  # noqa: SIM115
-        self.popen = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=self._out, stderr=self._err)
+        self.popen = subprocess.Popen(
+            cmd, env=env, cwd=REPO_ROOT, stdout=self._out, stderr=self._err
+        )
 
     def poll(self):
         return self.popen.poll()
@@ -323,10 +325,10 @@ def test_bad_config_is_a_one_line_error(tmp_path, override, message):
 
 def test_train_py_reports_a_missing_sid_folder_in_one_line(tmp_path):
     p = subprocess.run(
-        [sys.executable, str(REPO / "train.py"), "--config=configs/sid_sony.py:local",
+        [sys.executable, str(REPO_ROOT / "train.py"), "--config=configs/sid_sony.py:local",
          f"--workdir={tmp_path / 'w'}", f"--config.data_dir={tmp_path / 'missing'}",
          f"--config.tfds_data_dir={tmp_path / 'tfds'}"],
-        cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu"),
+        cwd=REPO_ROOT, env=dict(os.environ, PYTHONPATH=str(REPO_ROOT), JAX_PLATFORMS="cpu"),
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert p.returncode == 2

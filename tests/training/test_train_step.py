@@ -6,35 +6,15 @@ so tests/workers/train_step_worker.py runs in subprocesses.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-WORKER = REPO / "tests" / "train_step_worker.py"
+from tests.support.workers import run_workers
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    out = tmp_path_factory.mktemp("train_step")
-    env = dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu")
-    procs = {}
-    for n in (1, 8):
-        procs[n] = subprocess.Popen(
-            [sys.executable, str(WORKER), str(n), str(out / f"d{n}.npz")],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-    for n, p in procs.items():
-        log, _ = p.communicate(timeout=600)
-        assert p.returncode == 0, f"worker with {n} devices failed:\n{log[-3000:]}"
-    return {n: dict(np.load(out / f"d{n}.npz")) for n in procs}
+    return run_workers("train_step_worker", (1, 8), tmp_path_factory.mktemp("train_step"))
 
 
 def _assert_params_close(a, b):

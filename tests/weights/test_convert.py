@@ -23,7 +23,7 @@ from jaxdark.weights.convert import (
     state_dict_to_params,
 )
 from jaxdark.weights.load import load_model
-from tests.conftest import REPO_ROOT
+from tests.support.paths import REPO_ROOT
 
 torch = pytest.importorskip("torch")
 
