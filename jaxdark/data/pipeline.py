@@ -88,6 +88,16 @@ def crop_and_flip(
     return np.ascontiguousarray(m), np.ascontiguousarray(t), (top, left, hflip, vflip)
 
 
+def amplification_from_sums(sum_w: float, sum_xw: float, m: float) -> float:
+    """`jaxdark.imaging.amplifier.amplification_from_sums` on the CPU."""
+    import jax  # noqa: PLC0415
+
+    from jaxdark.imaging.amplifier import amplification_from_sums as from_sums  # noqa: PLC0415
+
+    with jax.default_device(jax.local_devices(backend="cpu")[0]):
+        return from_sums(float(sum_w), float(sum_xw), m)
+
+
 def estimated_amplification(x: np.ndarray, m: float) -> float:
     """``jaxdark.imaging.amplifier.estimate_amplification`` of a normalised frame, on the CPU."""
     import jax  # noqa: PLC0415
@@ -141,6 +151,8 @@ class CropAmplify(grain.transforms.RandomMap):
         black, white = element["black_levels"], element["white_level"]
         if self.amplification == "gt":
             amp = float(element["ratio"])
+        elif "amplification_sums" in element:  # stored whole-frame sums: no full read
+            amp = amplification_from_sums(*element["amplification_sums"], m=self.m)
         else:
             amp = estimated_amplification(normalise(mosaic, black, white), self.m)
         x = normalise(m, black, white) * np.float32(amp)

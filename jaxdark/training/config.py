@@ -28,8 +28,10 @@ TRAIN_FIELDS = EVAL_FIELDS + VALIDATION_FIELDS + (
     "num_logged_images", "compute_dtype", "photo_dir", "synthetic_fraction", "synthetic_window",
     "synthetic_variants", "synthetic_val_fraction", "synthetic_ratios", "synthetic_ratio_range",
     "synthetic_read_model", "synthetic_read_noise_scale", "synthetic_tone_curve",
-    "synthetic_white_balance_spread", "synthetic_color_matrix_spread",
+    "synthetic_white_balance_spread", "synthetic_color_matrix_spread", "sid_storage",
+    "sid_frames_dir",
 )  # fmt: skip
+SID_STORAGES = ("frames", "records")
 AMPLIFICATIONS = ("gt", "estimated")
 
 
@@ -75,6 +77,10 @@ def check_train_config(config: Any) -> None:
     for name in ("batch_size", "crop_size", "num_train_steps", "checkpoint_every_steps"):
         if int(config[name]) <= 0:
             raise JaxdarkError(f"config.{name} must be > 0, got {config[name]}")
+    if config.sid_storage not in SID_STORAGES:
+        raise JaxdarkError(
+            f"config.sid_storage must be one of {SID_STORAGES}, got {config.sid_storage!r}"
+        )
     resolve_dtype(config.compute_dtype)
     if config.crop_size % INPUT_MULTIPLE:
         raise JaxdarkError(

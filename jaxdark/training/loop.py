@@ -25,6 +25,7 @@ from flax import nnx
 
 from jaxdark.data import sid
 from jaxdark.data.pipeline import make_iterator
+from jaxdark.data.sid_frames import SIDFrames, is_exported
 from jaxdark.data.synthetic_source import make_train_source
 from jaxdark.errors import CheckpointError, JaxdarkError, one_line
 from jaxdark.fileio import write_atomic
@@ -46,17 +47,27 @@ from jaxdark.weights.load import RUN_CHECKPOINTS, RUN_CONFIG, read_model_spec
 log = logging.getLogger("jaxdark.training")
 
 
-def _train_source(config: ml_collections.ConfigDict) -> sid.SIDPairs:
+def _train_source(config: ml_collections.ConfigDict) -> sid.SIDPairs | SIDFrames:
     tfds_dir = config.tfds_data_dir or None
-    if not sid.is_prepared(tfds_dir):
+    frames = config.sid_storage == "frames"
+    out = config.sid_frames_dir or sid.frames_dir(tfds_dir)
+    missing = not sid.is_prepared(tfds_dir) or (
+        frames and not is_exported(out, (config.train_split,))
+    )
+    if missing:
         if not config.prepare_dataset or jax.process_count() > 1:
             raise JaxdarkError(
-                f"{sid.NAME} is not prepared in {tfds_dir or '~/tensorflow_datasets'}; run "
-                f"python -m jaxdark.data.sid --manual_dir={config.data_dir or 'SID'} "
+                f"{sid.NAME} is not prepared in {tfds_dir or '~/tensorflow_datasets'}"
+                + (f" (frames: {out})" if frames else "")
+                + f"; run python -m jaxdark.data.sid --manual_dir={config.data_dir or 'SID'} "
                 f"--tfds_dir={tfds_dir or 'DIR'}"
             )
         log.info("preparing %s from %s (once) ...", sid.NAME, config.data_dir)
-        sid.prepare(config.data_dir, tfds_dir)
+        sid.prepare(config.data_dir, tfds_dir, frames=False)
+        if frames:
+            sid.export_frames(tfds_dir, out)
+    if frames:
+        return SIDFrames(config.train_split, out)
     return sid.SIDPairs(config.train_split, tfds_dir)
 
 
@@ -185,15 +196,22 @@ def train_and_evaluate(
     last_metrics: dict[str, float] = {}
     preempted = False
     t_last, step_last = time.perf_counter(), step
+    waited = 0.0  # seconds blocked on the data iterator since the last log line
+    in_flight = None
     try:
         with PreemptionGuard() as guard:
             while step < config.num_train_steps:
+                t_wait = time.perf_counter()
                 local = next(data_iter)
+                waited += time.perf_counter() - t_wait
                 batch = make_global_batch(
                     {"input": local["input"], "target": local["target"]}, mesh
                 )
                 state, metrics = train_step(state, batch)
                 step += 1
+                if in_flight is not None:  # one step queued: waiting on data means starving
+                    jax.block_until_ready(in_flight)
+                in_flight = metrics
                 pending.append(metrics)
                 ckpt.save(step, state, data_iter)
                 if step % log_every == 0 or step == config.num_train_steps:
@@ -201,12 +219,14 @@ def train_and_evaluate(
                     pending.clear()
                     now = time.perf_counter()
                     rate = (step - step_last) / max(now - t_last, 1e-9)
-                    t_last, step_last = now, step
+                    wait_share = waited / max(now - t_last, 1e-9)
+                    t_last, step_last, waited = now, step, 0.0
                     last_metrics = {k: float(np.mean([v[k] for v in values])) for k in values[0]}
                     last_metrics.update(
                         learning_rate=float(schedule(step - 1)),
                         steps_per_sec=rate,
                         examples_per_sec=rate * int(config.batch_size),
+                        data_wait_share=wait_share,
                     )
                     logger.scalars(step, last_metrics)
                 if image_every and step % image_every == 0 and n_images > 0:
