@@ -67,6 +67,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.synthetic_tone_curve = True  # invert the smoothstep tone curve of sRGB photos
     c.synthetic_white_balance_spread = 0.05  # log-normal spread around daylight..tungsten
     c.synthetic_color_matrix_spread = 0.02  # relative spread of the colour matrix
+    c.synthetic_on_device = False  # True: the host sends photo crops and seeds, the pairs are
+    # made on the accelerator (jaxdark.data.device_synthesis; synthetic pairs only)
     # Model
     # the network: any jaxdark.models name (or "module:name"); sizes left None take the
     # model's defaults (a size the chosen model does not take must stay None)

@@ -228,20 +228,23 @@ def make_dataset(
     prefetch_batches: int = 4,
     process_index: int | None = None,
     process_count: int | None = None,
+    transform: grain.transforms.RandomMap | None = None,
 ) -> grain.IterDataset:
     """The infinite stream of this process's share of each global batch (see the
     module docstring).
 
     ``source`` is a random-access source of joined records (`jaxdark.data.sid.SIDPairs`).
     Each process yields ``global_batch_size / process_count`` examples per batch;
-    process index and count default to JAX's.
+    process index and count default to JAX's. ``transform`` replaces `CropAmplify` (e.g.
+    `jaxdark.data.device_synthesis.PhotoCrop`, whose pairs are made on the device).
     """
     if process_index is None or process_count is None:
         import jax  # noqa: PLC0415
 
         process_index, process_count = jax.process_index(), jax.process_count()
     batch = local_batch_size(global_batch_size, process_count)
-    transform = CropAmplify(crop_size, amplification, m, hflip_prob, vflip_prob)
+    if transform is None:
+        transform = CropAmplify(crop_size, amplification, m, hflip_prob, vflip_prob)
     if len(source) == 0:
         raise ValueError("the training split has no records")
     ds = grain.MapDataset.source(source).shuffle(seed=seed).repeat(None)

@@ -264,6 +264,10 @@ class SyntheticPairs:
                         log.warning("skipping %s", e)
         raise PhotoError(f"{self.origin}: none of the {n} {self.split} photos can be read")
 
+    def usable_photo(self, k: int) -> tuple[int, np.ndarray]:
+        """(index, decoded photo) of photo ``k`` or the next one that decodes."""
+        return self._usable_photo(k)
+
     def __len__(self) -> int:
         return len(self.photos) * self.variants
 

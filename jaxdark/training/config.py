@@ -29,7 +29,7 @@ TRAIN_FIELDS = EVAL_FIELDS + VALIDATION_FIELDS + (
     "synthetic_variants", "synthetic_val_fraction", "synthetic_ratios", "synthetic_ratio_range",
     "synthetic_read_model", "synthetic_read_noise_scale", "synthetic_tone_curve",
     "synthetic_white_balance_spread", "synthetic_color_matrix_spread", "sid_storage",
-    "sid_frames_dir",
+    "sid_frames_dir", "synthetic_on_device",
 )  # fmt: skip
 SID_STORAGES = ("frames", "records")
 AMPLIFICATIONS = ("gt", "estimated")

@@ -24,6 +24,7 @@ import numpy as np
 from flax import nnx
 
 from jaxdark.data import sid
+from jaxdark.data.device_synthesis import device_stage, sharded_synthesis
 from jaxdark.data.pipeline import make_iterator
 from jaxdark.data.sid_frames import SIDFrames, is_exported
 from jaxdark.data.synthetic_source import make_train_source
@@ -36,6 +37,7 @@ from jaxdark.training.optim import make_optimizer
 from jaxdark.training.progress import ProgressLogger, panels
 from jaxdark.training.state import setup_training
 from jaxdark.training.step import (
+    DATA_AXIS,
     host_scalars,
     make_data_mesh,
     make_global_batch,
@@ -94,6 +96,16 @@ def _mesh(config: ml_collections.ConfigDict):
     return mesh
 
 
+def _device_batch(local: dict, mesh, synthesize: Callable | None) -> dict:
+    """The global batch of this process's share: placed as is, or (``synthesize``)
+    photo crops and seeds placed and made into pairs on the devices."""
+    if synthesize is None:
+        return make_global_batch({"input": local["input"], "target": local["target"]}, mesh)
+    g = make_global_batch({"photo": local["photo"], "seed": local["seed"]}, mesh)
+    made = synthesize(g["photo"], g["seed"])
+    return {"input": made["input"], "target": made["target"]}
+
+
 def _local_rows(x: jax.Array) -> np.ndarray:
     """This process's rows of a batch-sharded global array, in order."""
     shards = sorted(x.addressable_shards, key=lambda s: s.index[0].start or 0)
@@ -131,6 +143,10 @@ def train_and_evaluate(
     mesh = _mesh(config)
 
     source = make_train_source(config, lambda: _train_source(config))
+    transform = synthesize = None
+    if config.synthetic_on_device:  # the host sends photo crops and seeds only
+        source, transform, setting = device_stage(config, source)
+        synthesize = sharded_synthesis(mesh, setting, DATA_AXIS)
     data_iter = make_iterator(
         source,
         global_batch_size=int(config.batch_size),
@@ -144,6 +160,7 @@ def train_and_evaluate(
         worker_buffer_size=int(config.worker_buffer_size),
         read_threads=int(config.read_threads),
         prefetch_batches=int(config.prefetch_batches),
+        transform=transform,
     )
 
     tx, schedule = make_optimizer(
@@ -204,9 +221,7 @@ def train_and_evaluate(
                 t_wait = time.perf_counter()
                 local = next(data_iter)
                 waited += time.perf_counter() - t_wait
-                batch = make_global_batch(
-                    {"input": local["input"], "target": local["target"]}, mesh
-                )
+                batch = _device_batch(local, mesh, synthesize)
                 state, metrics = train_step(state, batch)
                 step += 1
                 if in_flight is not None:  # one step queued: waiting on data means starving
