@@ -23,7 +23,7 @@ import pytest
 from tests.support.sid_fixture import prepare_fixture_dataset
 from tests.support.tensorboard_events import read_events
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 STEPS = 8
 
 
