@@ -148,6 +148,14 @@ def _fed_rate(step, state, mesh, feed: Callable[[], dict], n: int) -> tuple[floa
     return n / total, waited / total, state
 
 
+class _Rows(list):
+    """Rows, each also printed to stderr as it is measured (a long run shows progress)."""
+
+    def append(self, row: list[Any]) -> None:
+        print("row:", " | ".join(str(v) for v in row), file=sys.stderr, flush=True)
+        super().append(row)
+
+
 def run(args) -> list[list[Any]]:
     """All rows of the benchmark (see the module docstring)."""
     import jax  # noqa: PLC0415
@@ -164,7 +172,7 @@ def run(args) -> list[list[Any]]:
     from jaxdark.data.synthetic_source import SyntheticPairs  # noqa: PLC0415
     from jaxdark.training.step import DATA_AXIS, make_global_batch  # noqa: PLC0415
 
-    rows: list[list[Any]] = []
+    rows = _Rows()
     crop_t = CropAmplify(args.crop)
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
@@ -240,7 +248,7 @@ def run(args) -> list[list[Any]]:
         rows.append(["host RSS peak", "largest worker process", round(rss["children"]), "MiB", ""])
         rows.append(["devices", jax.devices()[0].platform, jax.device_count(), "",
                      jax.devices()[0].device_kind])  # fmt: skip
-    return rows
+    return list(rows)
 
 
 def gpu_rows(smoke: bool = False, *, crop: int = 512, batch: int = 8, steps: int = 20) -> list:

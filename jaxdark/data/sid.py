@@ -20,6 +20,10 @@ Splits:
 Records are written in generation order (``disable_shuffling``), so ``gt_index`` is
 the record index; readers shuffle. `SIDPairs` joins a pair with its ground truth and
 is a random-access source for grain; nothing is held in RAM.
+
+Preparation then exports the frames for training (`export_frames`, unless
+``--no_frames``): uncompressed files from which a crop reads only its own pixels
+(`jaxdark.data.sid_frames.SIDFrames`, what training reads by default).
 """
 
 from __future__ import annotations
