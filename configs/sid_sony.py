@@ -50,6 +50,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.worker_buffer_size = 2
     c.read_threads = 4
     c.prefetch_batches = 4
+    c.sid_storage = "frames"  # "frames": exported .npy frames, a crop reads only its pixels
+    # (jaxdark.data.sid_frames); "records": the zlib TFDS records (whole frames per crop)
+    c.sid_frames_dir = ""  # exported frames ("": TFDS_DIR/sid_sony_frames/<version>)
     # Synthetic pairs (jaxdark.data.synthetic; configs/synthetic.py turns them on)
     c.photo_dir = ""  # folder of PNG/JPEG/TIFF photos, recursive; "": scikit-image's samples
     c.synthetic_fraction = 0.0  # share of synthetic pairs (configs/synthetic.py: 0.5 with SID,
@@ -64,6 +67,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.synthetic_tone_curve = True  # invert the smoothstep tone curve of sRGB photos
     c.synthetic_white_balance_spread = 0.05  # log-normal spread around daylight..tungsten
     c.synthetic_color_matrix_spread = 0.02  # relative spread of the colour matrix
+    c.synthetic_on_device = False  # True: the host sends photo crops and seeds, the pairs are
+    # made on the accelerator (jaxdark.data.device_synthesis; synthetic pairs only)
     # Model
     # the network: any jaxdark.models name (or "module:name"); sizes left None take the
     # model's defaults (a size the chosen model does not take must stay None)

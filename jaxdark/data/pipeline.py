@@ -31,7 +31,7 @@ from typing import Any
 import grain
 import numpy as np
 
-from jaxdark.constants import AMPLIFICATION_MODES as AMPLIFICATIONS
+from jaxdark.constants import AMPLIFICATION_MODES
 from jaxdark.constants import INPUT_MULTIPLE
 from jaxdark.imaging.bayer import red_position
 from jaxdark.imaging.raw import normalise
@@ -87,6 +87,16 @@ def crop_and_flip(
     return np.ascontiguousarray(m), np.ascontiguousarray(t), (top, left, hflip, vflip)
 
 
+def amplification_from_sums(sum_w: float, sum_xw: float, m: float) -> float:
+    """`jaxdark.imaging.amplifier.amplification_from_sums` on the CPU."""
+    import jax  # noqa: PLC0415
+
+    from jaxdark.imaging.amplifier import amplification_from_sums as from_sums  # noqa: PLC0415
+
+    with jax.default_device(jax.local_devices(backend="cpu")[0]):
+        return from_sums(float(sum_w), float(sum_xw), m)
+
+
 def estimated_amplification(x: np.ndarray, m: float) -> float:
     """``jaxdark.imaging.amplifier.estimate_amplification`` of a normalised frame, on the CPU."""
     import jax  # noqa: PLC0415
@@ -114,9 +124,9 @@ class CropAmplify(grain.transforms.RandomMap):
     vflip_prob: float = 0.2
 
     def __post_init__(self):
-        if self.amplification not in AMPLIFICATIONS:
+        if self.amplification not in AMPLIFICATION_MODES:
             raise ValueError(
-                f"amplification must be one of {AMPLIFICATIONS}, got {self.amplification!r}"
+                f"amplification must be one of {AMPLIFICATION_MODES}, got {self.amplification!r}"
             )
         if self.crop_size <= 0 or self.crop_size % INPUT_MULTIPLE:
             raise ValueError(
@@ -140,6 +150,8 @@ class CropAmplify(grain.transforms.RandomMap):
         black, white = element["black_levels"], element["white_level"]
         if self.amplification == "gt":
             amp = float(element["ratio"])
+        elif "amplification_sums" in element:  # stored whole-frame sums: no full read
+            amp = amplification_from_sums(*element["amplification_sums"], m=self.m)
         else:
             amp = estimated_amplification(normalise(mosaic, black, white), self.m)
         x = normalise(m, black, white) * np.float32(amp)
@@ -215,20 +227,23 @@ def make_dataset(
     prefetch_batches: int = 4,
     process_index: int | None = None,
     process_count: int | None = None,
+    transform: grain.transforms.RandomMap | None = None,
 ) -> grain.IterDataset:
     """The infinite stream of this process's share of each global batch (see the
     module docstring).
 
     ``source`` is a random-access source of joined records (`jaxdark.data.sid.SIDPairs`).
     Each process yields ``global_batch_size / process_count`` examples per batch;
-    process index and count default to JAX's.
+    process index and count default to JAX's. ``transform`` replaces `CropAmplify` (e.g.
+    `jaxdark.data.device_synthesis.PhotoCrop`, whose pairs are made on the device).
     """
     if process_index is None or process_count is None:
         import jax  # noqa: PLC0415
 
         process_index, process_count = jax.process_index(), jax.process_count()
     batch = local_batch_size(global_batch_size, process_count)
-    transform = CropAmplify(crop_size, amplification, m, hflip_prob, vflip_prob)
+    if transform is None:
+        transform = CropAmplify(crop_size, amplification, m, hflip_prob, vflip_prob)
     if len(source) == 0:
         raise ValueError("the training split has no records")
     ds = grain.MapDataset.source(source).shuffle(seed=seed).repeat(None)

@@ -20,6 +20,10 @@ Splits:
 Records are written in generation order (``disable_shuffling``), so ``gt_index`` is
 the record index; readers shuffle. `SIDPairs` joins a pair with its ground truth and
 is a random-access source for grain; nothing is held in RAM.
+
+Preparation then exports the frames for training (`export_frames`, unless
+``--no_frames``): uncompressed files from which a crop reads only its own pixels
+(`jaxdark.data.sid_frames.SIDFrames`, what training reads by default).
 """
 
 from __future__ import annotations
@@ -32,7 +36,9 @@ from pathlib import Path
 import numpy as np
 import tensorflow_datasets as tfds
 
+from jaxdark.data import sid_frames
 from jaxdark.data.sid_files import (
+    GT_SPLIT,
     LIST_FILES,
     PAIR_SPLITS,
     parse_exposure_name,
@@ -46,7 +52,6 @@ from jaxdark.errors import JaxdarkError, RawFileError
 log = logging.getLogger(__name__)
 
 NAME = "sid_sony"
-GT_SPLIT = "ground_truth"
 
 
 class SidSony(tfds.core.GeneratorBasedBuilder):
@@ -215,8 +220,11 @@ def _builder(tfds_dir: str | Path | None) -> SidSony:
     return SidSony(data_dir=None if tfds_dir is None else str(tfds_dir), file_format="array_record")
 
 
-def prepare(manual_dir: str | Path, tfds_dir: str | Path | None = None) -> SidSony:
-    """Build the dataset from the SID folder ``manual_dir`` (a no-op if already built).
+def prepare(
+    manual_dir: str | Path, tfds_dir: str | Path | None = None, *, frames: bool = True
+) -> SidSony:
+    """Build the dataset from the SID folder ``manual_dir`` (a no-op if already built),
+    then (``frames``) export its frames for crop reads (`export_frames`).
 
     ``tfds_dir`` is the TFDS data directory (default ``~/tensorflow_datasets``). Files
     that cannot be read are left out and listed at the end (also in ``builder.skipped``).
@@ -232,7 +240,25 @@ def prepare(manual_dir: str | Path, tfds_dir: str | Path | None = None) -> SidSo
         log.warning("%d file(s) left out of %s:", len(builder.skipped), NAME)
         for line in builder.skipped:
             log.warning("  %s", line)
+    if frames:
+        export_frames(tfds_dir)
     return builder
+
+
+def frames_dir(tfds_dir: str | Path | None = None) -> Path:
+    """Where the frames for crop reads (`jaxdark.data.sid_frames`) live:
+    ``TFDS_DIR/sid_sony_frames/<version>`` (TFDS_DIR default ``~/tensorflow_datasets``)."""
+    base = Path(tfds_dir).expanduser() if tfds_dir else Path("~/tensorflow_datasets").expanduser()
+    return base / f"{NAME}_frames" / str(SidSony.VERSION)
+
+
+def export_frames(tfds_dir: str | Path | None = None, out_dir: str | Path | None = None) -> Path:
+    """Export the prepared dataset's frames for crop reads (`jaxdark.data.sid_frames`),
+    resuming an interrupted export; a no-op when complete. Returns their folder."""
+    out = Path(out_dir) if out_dir else frames_dir(tfds_dir)
+    if not sid_frames.is_exported(out):
+        sid_frames.export_frames(lambda split: load_split(split, tfds_dir), out)
+    return out
 
 
 def is_prepared(tfds_dir: str | Path | None = None) -> bool:
@@ -301,10 +327,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Prepare SID Sony as a TFDS dataset.")
     parser.add_argument("--manual_dir", required=True, help="extracted SID folder")
     parser.add_argument("--tfds_dir", default=None, help="TFDS data dir (~/tensorflow_datasets)")
+    parser.add_argument(
+        "--no_frames",
+        action="store_true",
+        help="do not export the frames for crop reads (TFDS_DIR/sid_sony_frames, uncompressed: "
+        "24 MB per pair and 73 MB per ground truth at the Sony size)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        builder = prepare(args.manual_dir, args.tfds_dir)
+        builder = prepare(args.manual_dir, args.tfds_dir, frames=not args.no_frames)
     except (JaxdarkError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

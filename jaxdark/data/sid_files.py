@@ -25,6 +25,7 @@ LIST_FILES = {
     "test": "Sony_test_list.txt",
 }
 PAIR_SPLITS = tuple(LIST_FILES)
+GT_SPLIT = "ground_truth"  # the prepared dataset's split of developed long exposures
 # Scenes of the test split whose ground truth the SID authors report as misaligned.
 MISALIGNED_SCENES = (10034, 10045, 10172)
 _NAME_RE = re.compile(r"^(\d+)_(\d+)_([0-9.]+)s\.[A-Za-z0-9]+$")

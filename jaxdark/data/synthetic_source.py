@@ -228,6 +228,10 @@ class SyntheticPairs:
         does; headers alone can look fine on damaged files)."""
         return self._usable_photo(0)[0]
 
+    def usable_photo(self, k: int) -> tuple[int, np.ndarray]:
+        """(index, decoded photo) of photo ``k`` or the next one that decodes."""
+        return self._usable_photo(k)
+
     def __len__(self) -> int:
         return len(self.photos) * self.variants
 

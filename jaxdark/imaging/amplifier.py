@@ -119,6 +119,11 @@ def _finish(sum_w: jax.Array, sum_xw: jax.Array, m: jax.Array) -> jax.Array:
     return jnp.clip(a, MIN_AMPLIFICATION, MAX_AMPLIFICATION).astype(jnp.float32)
 
 
+@jax.jit
+def _sums(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    return _weighted_sums(jnp.ravel(x).astype(jnp.float32))
+
+
 @partial(jax.jit, inline=True)
 def _estimate(x: jax.Array, m: jax.Array) -> jax.Array:
     sum_w, sum_xw = _weighted_sums(jnp.ravel(x).astype(jnp.float32))
@@ -142,6 +147,23 @@ def estimate_amplification(x: jax.Array | np.ndarray, m: float | jax.Array = 1.0
         raise ValueError("estimate_amplification needs a non-empty frame")
     check_m(m)
     return _estimate(x, jnp.asarray(m, jnp.float32))
+
+
+def amplification_sums(x: jax.Array | np.ndarray) -> tuple[float, float]:
+    """The two whole-frame sums `estimate_amplification` reduces ``x`` to, so that the
+    factor for any ``m`` follows later from `amplification_from_sums` (same result)."""
+    x = jnp.asarray(x)
+    if x.size == 0:
+        raise ValueError("amplification_sums needs a non-empty frame")
+    sum_w, sum_xw = _sums(x)
+    return float(sum_w), float(sum_xw)
+
+
+def amplification_from_sums(sum_w: float, sum_xw: float, m: float = 1.0) -> float:
+    """`estimate_amplification` of a frame from its `amplification_sums`."""
+    check_m(m)
+    f32 = jnp.float32
+    return float(_finish(jnp.asarray(sum_w, f32), jnp.asarray(sum_xw, f32), jnp.asarray(m, f32)))
 
 
 def check_m(m: Any) -> None:

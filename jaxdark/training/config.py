@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from jaxdark.constants import AMPLIFICATION_MODES as AMPLIFICATIONS
+from jaxdark.constants import AMPLIFICATION_MODES
 from jaxdark.constants import INPUT_MULTIPLE, MAX_M
 from jaxdark.errors import JaxdarkError
 from jaxdark.models.precision import resolve_dtype
@@ -29,8 +29,10 @@ TRAIN_FIELDS = EVAL_FIELDS + VALIDATION_FIELDS + (
     "num_logged_images", "compute_dtype", "photo_dir", "synthetic_fraction", "synthetic_window",
     "synthetic_variants", "synthetic_val_fraction", "synthetic_ratios", "synthetic_ratio_range",
     "synthetic_read_model", "synthetic_read_noise_scale", "synthetic_tone_curve",
-    "synthetic_white_balance_spread", "synthetic_color_matrix_spread",
+    "synthetic_white_balance_spread", "synthetic_color_matrix_spread", "sid_storage",
+    "sid_frames_dir", "synthetic_on_device",
 )  # fmt: skip
+SID_STORAGES = ("frames", "records")
 
 
 def _require(config: Any, fields: tuple[str, ...]) -> None:
@@ -44,9 +46,9 @@ def _require(config: Any, fields: tuple[str, ...]) -> None:
 
 
 def _check_common(config: Any) -> None:
-    if config.amplification not in AMPLIFICATIONS:
+    if config.amplification not in AMPLIFICATION_MODES:
         raise JaxdarkError(
-            f"config.amplification must be one of {AMPLIFICATIONS}, got {config.amplification!r}"
+            f"config.amplification must be one of {AMPLIFICATION_MODES}, got {config.amplification!r}"
         )
     m = config.m
     if (
@@ -94,6 +96,10 @@ def check_train_config(config: Any) -> None:
     for name in ("batch_size", "crop_size", "num_train_steps", "checkpoint_every_steps"):
         if int(config[name]) <= 0:
             raise JaxdarkError(f"config.{name} must be > 0, got {config[name]}")
+    if config.sid_storage not in SID_STORAGES:
+        raise JaxdarkError(
+            f"config.sid_storage must be one of {SID_STORAGES}, got {config.sid_storage!r}"
+        )
     resolve_dtype(config.compute_dtype)
     if config.crop_size % INPUT_MULTIPLE:
         raise JaxdarkError(

@@ -24,7 +24,9 @@ import numpy as np
 from flax import nnx
 
 from jaxdark.data import sid
+from jaxdark.data.device_synthesis import device_stage, sharded_synthesis
 from jaxdark.data.pipeline import make_iterator
+from jaxdark.data.sid_frames import SIDFrames, is_exported
 from jaxdark.data.synthetic_source import make_train_source
 from jaxdark.errors import CheckpointError, JaxdarkError, one_line
 from jaxdark.fileio import write_atomic
@@ -35,6 +37,7 @@ from jaxdark.training.optim import make_optimizer
 from jaxdark.training.progress import ProgressLogger, panels
 from jaxdark.training.state import setup_training
 from jaxdark.training.step import (
+    DATA_AXIS,
     host_scalars,
     make_data_mesh,
     make_global_batch,
@@ -46,17 +49,27 @@ from jaxdark.weights.load import RUN_CHECKPOINTS, RUN_CONFIG, read_model_spec
 log = logging.getLogger("jaxdark.training")
 
 
-def _train_source(config: ml_collections.ConfigDict) -> sid.SIDPairs:
+def _train_source(config: ml_collections.ConfigDict) -> sid.SIDPairs | SIDFrames:
     tfds_dir = config.tfds_data_dir or None
-    if not sid.is_prepared(tfds_dir):
+    frames = config.sid_storage == "frames"
+    out = config.sid_frames_dir or sid.frames_dir(tfds_dir)
+    missing = not sid.is_prepared(tfds_dir) or (
+        frames and not is_exported(out, (config.train_split,))
+    )
+    if missing:
         if not config.prepare_dataset or jax.process_count() > 1:
             raise JaxdarkError(
-                f"{sid.NAME} is not prepared in {tfds_dir or '~/tensorflow_datasets'}; run "
-                f"python -m jaxdark.data.sid --manual_dir={config.data_dir or 'SID'} "
+                f"{sid.NAME} is not prepared in {tfds_dir or '~/tensorflow_datasets'}"
+                + (f" (frames: {out})" if frames else "")
+                + f"; run python -m jaxdark.data.sid --manual_dir={config.data_dir or 'SID'} "
                 f"--tfds_dir={tfds_dir or 'DIR'}"
             )
         log.info("preparing %s from %s (once) ...", sid.NAME, config.data_dir)
-        sid.prepare(config.data_dir, tfds_dir)
+        sid.prepare(config.data_dir, tfds_dir, frames=False)
+        if frames:
+            sid.export_frames(tfds_dir, out)
+    if frames:
+        return SIDFrames(config.train_split, out)
     return sid.SIDPairs(config.train_split, tfds_dir)
 
 
@@ -81,6 +94,16 @@ def _mesh(config: ml_collections.ConfigDict):
             f"devices ({mesh.size})"
         )
     return mesh
+
+
+def _device_batch(local: dict, mesh, synthesize: Callable | None) -> dict:
+    """The global batch of this process's share: placed as is, or (``synthesize``)
+    photo crops and seeds placed and made into pairs on the devices."""
+    if synthesize is None:
+        return make_global_batch({"input": local["input"], "target": local["target"]}, mesh)
+    g = make_global_batch({"photo": local["photo"], "seed": local["seed"]}, mesh)
+    made = synthesize(g["photo"], g["seed"])
+    return {"input": made["input"], "target": made["target"]}
 
 
 def _local_rows(x: jax.Array) -> np.ndarray:
@@ -120,6 +143,10 @@ def train_and_evaluate(
     mesh = _mesh(config)
 
     source = make_train_source(config, lambda: _train_source(config))
+    transform = synthesize = None
+    if config.synthetic_on_device:  # the host sends photo crops and seeds only
+        source, transform, setting = device_stage(config, source)
+        synthesize = sharded_synthesis(mesh, setting, DATA_AXIS)
     data_iter = make_iterator(
         source,
         global_batch_size=int(config.batch_size),
@@ -133,6 +160,7 @@ def train_and_evaluate(
         worker_buffer_size=int(config.worker_buffer_size),
         read_threads=int(config.read_threads),
         prefetch_batches=int(config.prefetch_batches),
+        transform=transform,
     )
 
     tx, schedule = make_optimizer(
@@ -185,15 +213,20 @@ def train_and_evaluate(
     last_metrics: dict[str, float] = {}
     preempted = False
     t_last, step_last = time.perf_counter(), step
+    waited = 0.0  # seconds blocked on the data iterator since the last log line
+    in_flight = None
     try:
         with PreemptionGuard() as guard:
             while step < config.num_train_steps:
+                t_wait = time.perf_counter()
                 local = next(data_iter)
-                batch = make_global_batch(
-                    {"input": local["input"], "target": local["target"]}, mesh
-                )
+                waited += time.perf_counter() - t_wait
+                batch = _device_batch(local, mesh, synthesize)
                 state, metrics = train_step(state, batch)
                 step += 1
+                if in_flight is not None:  # one step queued: waiting on data means starving
+                    jax.block_until_ready(in_flight)
+                in_flight = metrics
                 pending.append(metrics)
                 if ckpt.due(step):  # a diverged step stops the run, unsaved (one line)
                     check_finite_state(step, (), host_scalars(metrics)["loss"])
@@ -203,13 +236,15 @@ def train_and_evaluate(
                     pending.clear()
                     now = time.perf_counter()
                     rate = (step - step_last) / max(now - t_last, 1e-9)
-                    t_last, step_last = now, step
+                    wait_share = waited / max(now - t_last, 1e-9)
+                    t_last, step_last, waited = now, step, 0.0
                     last_metrics = {k: float(np.mean([v[k] for v in values])) for k in values[0]}
                     check_finite_state(step, (), last_metrics.get("loss"))
                     last_metrics.update(
                         learning_rate=float(schedule(step - 1)),
                         steps_per_sec=rate,
                         examples_per_sec=rate * int(config.batch_size),
+                        data_wait_share=wait_share,
                     )
                     logger.scalars(step, last_metrics)
                 if image_every and step % image_every == 0 and n_images > 0:

@@ -9,6 +9,9 @@ import jax
 import numpy as np
 
 log = logging.getLogger("jaxdark.training")
+# A logging interval that spent more than this share of its time waiting for the data
+# iterator is flagged "input-bound" on the console (TensorBoard: train/data_wait_share).
+STARVED_SHARE = 0.1
 
 
 def duration(seconds: float) -> str:
@@ -53,9 +56,11 @@ class ProgressLogger:
         eta = (self.total - step) / max(values["steps_per_sec"], 1e-9)
         log.info(
             "step %d/%d | loss %.4f l1 %.4f ms-ssim %.4f | lr %.2e | %.2f steps/s %.1f ex/s | "
-            "eta %s",
+            "waiting for data %.0f%%%s | eta %s",
             *(step, self.total, values["loss"], values["l1"], values["ms_ssim"]),
             *(values["learning_rate"], values["steps_per_sec"], values["examples_per_sec"]),
+            100 * values.get("data_wait_share", 0.0),
+            " (input-bound)" if values.get("data_wait_share", 0.0) > STARVED_SHARE else "",
             duration(eta),
         )
 

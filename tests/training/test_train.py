@@ -117,11 +117,13 @@ def baseline(setup):
 def test_training_logs_and_checkpoints(baseline):
     workdir, out = baseline
     assert f"step {STEPS}/{STEPS} | loss" in out and "steps/s" in out and "ex/s" in out
+    assert "waiting for data" in out
     steps = sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
     assert steps == [4, 6, 8]  # every 2 steps, last 3 kept
     assert (workdir / "checkpoints" / "8" / "data" / "process_0-of-1.json").is_file()
     tags = set(read_events(workdir / "tensorboard"))
-    for t in ("loss", "l1", "ms_ssim", "learning_rate", "steps_per_sec", "examples_per_sec"):
+    tags_expected = ("loss", "l1", "ms_ssim", "learning_rate", "steps_per_sec", "examples_per_sec")
+    for t in (*tags_expected, "data_wait_share"):
         assert f"train/{t}" in tags
     assert {"train/crop_0", "train/crop_1", "train/crop_2"} <= tags
     summary = json.loads((workdir / "train_summary.json").read_text())
