@@ -31,8 +31,7 @@ from typing import Any
 import grain
 import numpy as np
 
-from jaxdark.constants import AMPLIFICATION_MODES
-from jaxdark.constants import INPUT_MULTIPLE
+from jaxdark.constants import AMPLIFICATION_MODES, INPUT_MULTIPLE
 from jaxdark.imaging.bayer import red_position
 from jaxdark.imaging.raw import normalise
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from jaxdark.constants import AMPLIFICATION_MODES
-from jaxdark.constants import INPUT_MULTIPLE, MAX_M
+from jaxdark.constants import AMPLIFICATION_MODES, INPUT_MULTIPLE, MAX_M
 from jaxdark.errors import JaxdarkError
 from jaxdark.models.precision import resolve_dtype
 
@@ -48,7 +47,8 @@ def _require(config: Any, fields: tuple[str, ...]) -> None:
 def _check_common(config: Any) -> None:
     if config.amplification not in AMPLIFICATION_MODES:
         raise JaxdarkError(
-            f"config.amplification must be one of {AMPLIFICATION_MODES}, got {config.amplification!r}"
+            f"config.amplification must be one of {AMPLIFICATION_MODES}, "
+            f"got {config.amplification!r}"
         )
     m = config.m
     if (
