@@ -382,3 +382,8 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def gpu_check_rows(model) -> list[tuple[str, str, str]]:
+    """`gpu_rows` as the GPU check's (quantity, value, notes) rows; notes give the target."""
+    return [(name, value, f"target {target}") for name, target, value in gpu_rows(model)]

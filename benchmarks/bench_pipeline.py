@@ -337,3 +337,15 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def gpu_check_rows(smoke: bool = False) -> list[tuple[str, str, str]]:
+    """`gpu_rows` as the GPU check's (quantity, value, notes) rows."""
+    return [
+        (
+            f"{section}: {what}",
+            str(value) if value == NOT_MEASURED else f"{value} {unit}".strip(),
+            str(notes),
+        )
+        for section, what, value, unit, notes in gpu_rows(smoke)
+    ]

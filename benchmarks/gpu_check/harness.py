@@ -92,6 +92,8 @@ SECTIONS: list[Section] = [
     Section("sony", restore.run_sony, budgets(30, 300, 120)),
     Section("amplifier", amplifier.run, budgets(15, 60, 60)),
     Section("bf16_error", bf16_error.run, budgets(20, 300, 120)),
+    rows_section("e2e", "benchmarks.bench_e2e", budgets(100, 300, 300), "gpu_check_rows"),
+    rows_section("pipeline", "benchmarks.bench_pipeline", budgets(200, 600, 600), "gpu_check_rows"),
 ]
 
 
