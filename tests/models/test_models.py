@@ -33,10 +33,18 @@ from jaxdark.restorer import Restorer
 from jaxdark.training.checkpointing import Checkpointer, read_model_spec
 from jaxdark.training.step import init_train_state, make_data_mesh, replicate, split_model, to_host
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = "examples.new_variant:tiny_resnet"
 # every model of the zoo and its published (or, for the example, computed) size
-PARAMS = {"lamba2021": 784_768, "sid_unet": 7_760_748, EXAMPLE: 78_636}
+# did, sgn, llpacknet: the authors' PyTorch definitions counted with torch (notes/table1.md)
+PARAMS = {
+    "lamba2021": 784_768,
+    "sid_unet": 7_760_748,
+    "did": 2_570_691,
+    "sgn": 3_604_963,
+    "llpacknet": 1_170_640,
+    EXAMPLE: 78_636,
+}
 
 apply_jit = nnx.jit(lambda model, x: model(x))
 
@@ -207,7 +215,7 @@ def test_one_step_on_8_devices_equals_1_device():
     for n in (1, 8):
         out[n] = tmp / f"jaxdark_models_step_{os.getpid()}_{n}.npz"
         procs[n] = subprocess.Popen(
-            [sys.executable, str(REPO / "tests" / "model_step_worker.py"), str(n), str(out[n])]
+            [sys.executable, str(REPO / "tests" / "workers" / "model_step_worker.py"), str(n), str(out[n])]
             + names,
             env=env,
             cwd=REPO,
