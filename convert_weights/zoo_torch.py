@@ -47,7 +47,7 @@ class DIDResBlock(nn.Module):
 
 
 class DIDTorch(nn.Module):
-    """Unshuffle x2 -> head conv -> residual blocks -> conv (+ head) -> conv x4, shuffle x2 -> conv."""
+    """Unshuffle x2, head conv, residual blocks, conv (+ head), conv x4, shuffle x2, conv."""
 
     def __init__(self, blocks: int = 32, c: int = 64):
         super().__init__()

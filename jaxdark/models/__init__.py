@@ -20,12 +20,12 @@ Registered here: ``lamba2021`` (the default; Lamba & Mitra, CVPR 2021,
 written from the layer table of its PyTorch reference with that reference's exact
 parameter count: ``did`` (Maharjan et al., ICME 2019, `jaxdark.models.did.DID`), ``sgn``
 (Gu et al., ICCV 2019, `jaxdark.models.sgn.SGN`) and ``llpacknet`` (Lamba et al., BMVC
-2020, `jaxdark.models.llpacknet.LLPackNet`). Add one with ``@jaxdark.models.register("name")``;
-see examples/new_variant.py.
+2020, `jaxdark.models.llpacknet.LLPackNet`). Add one with
+``@jaxdark.models.register("name")``; see examples/new_variant.py.
 
 Modules: `registry` (names, records), `contract` (input checks), `layers` and `ops`
-(building blocks), `torch_init` (PyTorch's default initialisation), `precision` (compute dtypes), `apply` (inference functions), and one
-module per network.
+(building blocks), `torch_init` (PyTorch's default initialisation), `precision` (compute
+dtypes), `apply` (inference functions), and one module per network.
 """
 
 from jaxdark.models.apply import inference_apply

@@ -49,9 +49,7 @@ def wn_conv(
     in_features: int, out_features: int, kernel_size: int, *, bias: bool, dtype, rngs: nnx.Rngs
 ) -> WNConv:
     """A weight-normalised convolution with PyTorch's default draw for ``v`` and the bias."""
-    layer = WNConv(
-        in_features, out_features, kernel_size, use_bias=bias, dtype=dtype, rngs=rngs
-    )
+    layer = WNConv(in_features, out_features, kernel_size, use_bias=bias, dtype=dtype, rngs=rngs)
     fan_in = in_features * kernel_size * kernel_size
     bound = 1.0 / math.sqrt(fan_in)
     v = jax.random.uniform(rngs.params(), layer.v[...].shape, jnp.float32, -bound, bound)

@@ -34,6 +34,7 @@ from jaxdark.training.checkpointing import Checkpointer, read_model_spec
 from jaxdark.training.step import init_train_state, make_data_mesh, replicate, split_model, to_host
 
 REPO = Path(__file__).resolve().parents[2]
+WORKER = REPO / "tests" / "workers" / "model_step_worker.py"
 EXAMPLE = "examples.new_variant:tiny_resnet"
 # every model of the zoo and its published (or, for the example, computed) size
 # did, sgn, llpacknet: the authors' PyTorch definitions counted with torch (notes/table1.md)
@@ -215,8 +216,7 @@ def test_one_step_on_8_devices_equals_1_device():
     for n in (1, 8):
         out[n] = tmp / f"jaxdark_models_step_{os.getpid()}_{n}.npz"
         procs[n] = subprocess.Popen(
-            [sys.executable, str(REPO / "tests" / "workers" / "model_step_worker.py"), str(n), str(out[n])]
-            + names,
+            [sys.executable, str(WORKER), str(n), str(out[n]), *names],
             env=env,
             cwd=REPO,
             stdout=subprocess.PIPE,
