@@ -29,33 +29,18 @@ Initialisation as the reference: PyTorch's default draw for ``v`` and the biases
 
 from __future__ import annotations
 
-import math
-
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
 from jaxdark.models.contract import check_input
-from jaxdark.models.layers import WNConv
 from jaxdark.models.ops import pixel_shuffle, pixel_unshuffle
 from jaxdark.models.registry import register
 from jaxdark.models.sid_unet import depth_to_space
+from jaxdark.models.torch_init import wn_conv
 
 GROWTH = 32
 DENSE_LAYERS = 6
-
-
-def wn_conv(
-    in_features: int, out_features: int, kernel_size: int, *, bias: bool, dtype, rngs: nnx.Rngs
-) -> WNConv:
-    """A weight-normalised convolution with PyTorch's default draw for ``v`` and the bias."""
-    layer = WNConv(in_features, out_features, kernel_size, use_bias=bias, dtype=dtype, rngs=rngs)
-    fan_in = in_features * kernel_size * kernel_size
-    bound = 1.0 / math.sqrt(fan_in)
-    v = jax.random.uniform(rngs.params(), layer.v[...].shape, jnp.float32, -bound, bound)
-    layer.v[...] = v
-    layer.g[...] = jnp.sqrt(jnp.sum(v * v, axis=(0, 1, 2)))
-    return layer
 
 
 class ResidualDenseBlock(nnx.Module):

@@ -47,9 +47,8 @@ class ConvAct(nnx.Module):
     """3x3 convolution with bias, then LeakyReLU(0.2)."""
 
     def __init__(self, in_features: int, out_features: int, *, dtype, rngs: nnx.Rngs):
-        init = nnx.initializers.normal(INIT_STD)
         self.conv = torch_init.conv(
-            in_features, out_features, 3, kernel_init=init, dtype=dtype, rngs=rngs
+            in_features, out_features, 3, kernel_std=INIT_STD, dtype=dtype, rngs=rngs
         )
 
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -62,9 +61,8 @@ class ResidualBlock(nnx.Module):
     def __init__(self, features: int, *, dtype, rngs: nnx.Rngs):
         self.conv1 = ConvAct(features, features, dtype=dtype, rngs=rngs)
         self.conv2 = ConvAct(features, features, dtype=dtype, rngs=rngs)
-        init = nnx.initializers.normal(INIT_STD)
         self.conv3 = torch_init.conv(
-            features, features, 3, kernel_init=init, dtype=dtype, rngs=rngs
+            features, features, 3, kernel_std=INIT_STD, dtype=dtype, rngs=rngs
         )
 
     def __call__(self, x: jax.Array) -> jax.Array:
