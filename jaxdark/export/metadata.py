@@ -53,8 +53,11 @@ def source_sha256(path: str | Path | None) -> str | None:
         return None
     from jaxdark.fileio import sha256_of
     from jaxdark.weights.convert import read_converted_metadata
+    from jaxdark.weights.load import run_directory
 
     path = Path(path)
+    if run_directory(path) is not None:  # a training run: trained here, no source file
+        return None
     if path.is_dir():
         return read_converted_metadata(path).get("source_sha256")
     return sha256_of(path)
