@@ -122,7 +122,8 @@ def test_table1_network_trains_restores_and_exports(tmp_path, capsys, name):
     assert (out / "10001_00_0.1s.png").stat().st_size > 0
 
     model = load_model(work)
-    hlo = export(model, tmp_path / "m.stablehlo", format="stablehlo", batch=1)
+    hlo = export(work, tmp_path / "m.stablehlo", format="stablehlo", batch=1)  # the run
+    assert hlo.metadata["source_sha256"] is None
     x = jnp.asarray(np.random.default_rng(0).random((1, 64, 96, 1), np.float32) * 2)
     exported = jax.export.deserialize(hlo.path.read_bytes())
     np.testing.assert_allclose(
