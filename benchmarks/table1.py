@@ -1,6 +1,7 @@
 """The paper's Table 1 (efficiency) for every network of the zoo, in one run.
 
     python -m benchmarks.table1 [--size sony|4k|HxW] [--repeats N] [--models a,b] [--smoke]
+                                [--cpu-gmacs-limit G] [--no-record]
 
 For each registered model (`jaxdark.models.names()`, seed-0 weights; speed does not depend
 on them) it prints one Markdown row: parameters; GMACs for one frame from XLA's cost
@@ -9,14 +10,20 @@ timed on the same input in this process with their runs interleaved (medians aft
 warm-up run), and the XLA buffers (arguments, temporaries, output) of each model's
 compiled function; and, when JAX sees a GPU, GPU time
 (median of 20+ runs) and peak GPU memory, each model in a subprocess of its own so the
-peak is its own. The paper's figures (Lamba & Mitra, CVPR 2021, Table 1: SID Sony full
-frame, their GPU and CPU) sit in the adjacent columns; the Table 1 networks that are not
-in the zoo follow with the paper's figures only.
+peak is its own ("not measured yet" without a GPU). The paper's figures (Lamba & Mitra,
+CVPR 2021, Table 1: SID Sony full frame, their GPU and CPU) sit in the adjacent columns.
+All five networks of the paper's Table 1 are in the zoo (lamba2021, sid_unet, did, sgn,
+llpacknet). A run that is not ``--smoke`` records its table with
+`benchmarks.results_io.write_results` in benchmarks/results/table1.json (``--no-record``:
+print only). notes/table1.md explains where our figures differ from the paper's.
 
 Each model runs the function `jaxdark.Restorer` runs (`jaxdark.models.inference_apply`):
 for ``lamba2021`` the folded fast path (`jaxdark.models.lamba2021_folded`), for the others their own
-jitted forward pass. The default size is the full Sony frame, 2848x4256. ``--smoke``: a
-256x256 frame (GMACs too), one repeat, for CI.
+jitted forward pass. The default size is the full Sony frame, 2848x4256 (DID and SGN take
+minutes per frame on two CPU cores). ``--smoke``: a 256x256 frame (GMACs too), one repeat,
+for CI. ``--cpu-gmacs-limit G``: models above G GMACs are not CPU-timed (their CPU cells
+read "not measured yet"), for machines too slow or too loaded for DID and SGN (7,700 and
+2,500 GMACs a Sony frame). `gpu_rows` gives the GPU columns alone, for a GPU check.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks import results_io
 from benchmarks.common import (
     SIZES,
     SMOKE_SIZE,
@@ -49,11 +57,9 @@ from benchmarks.common import (
 PAPER: dict[str, tuple[str, str, str, str, str]] = {
     "lamba2021": ("0.78", "59.8", "1.16", "30.37", "1.17"),
     "sid_unet": ("7.7", "562.06", "6.184", "156.85", "9.35"),
-}
-PAPER_ONLY: dict[str, tuple[str, str, str, str, str]] = {
-    "DID (Maharjan et al., ICME 2019)": ("2.5", ">2000", "10.72", ">1000", "110.29"),
-    "SGN (Gu et al., ICCV 2019)": ("3.5", ">2000", "9.3", "867.50", "35.20"),
-    "LLPackNet (Lamba et al., BMVC 2020)": ("1.16", "83.46", "2.23", "40.17", "2.75"),
+    "did": ("2.5", ">2000", "10.72", ">1000", "110.29"),  # Maharjan et al., ICME 2019
+    "sgn": ("3.5", ">2000", "9.3", "867.50", "35.20"),  # Gu et al., ICCV 2019
+    "llpacknet": ("1.16", "83.46", "2.23", "40.17", "2.75"),  # Lamba et al., BMVC 2020
 }
 # constructor arguments for counting a model's own arithmetic: lamba2021's grouped
 # convolutions as grouped ones (its default runs them as block-diagonal dense ones)
@@ -62,6 +68,17 @@ GPU_MIN_RUNS = 20
 HEADER = (
     "| model | params | paper params (M) | GMACs ({size}) | paper GMACs | CPU time | paper CPU (s) "
     "| XLA CPU buffers | GPU time | paper GPU (ms) | GPU peak memory | paper GPU memory (GB) |"
+)
+# the recorded JSON's columns (times in seconds / milliseconds, sizes in GiB)
+RESULT_COLUMNS = [
+    "model", "params", "paper params (M)", "GMACs", "paper GMACs", "CPU time (s)",
+    "paper CPU (s)", "XLA CPU buffers (GiB)", "GPU time (ms)", "paper GPU (ms)",
+    "GPU peak memory (GiB)", "paper GPU memory (GB)",
+]  # fmt: skip
+RESULT_NOTES = (
+    "Random (1, H, W, 1) mosaic, float32, seed-0 weights. GMACs: XLA's cost analysis of the "
+    "CPU executable (flops / 2). Paper: Lamba & Mitra, CVPR 2021, Table 1 (their GPU and "
+    "CPU). notes/table1.md explains the differences."
 )
 
 
@@ -154,6 +171,10 @@ def cpu_results(
     }
 
 
+def _cpu_time(seconds: float | None) -> str:
+    return results_io.NOT_MEASURED if seconds is None else fmt_s(float(seconds))
+
+
 def _gib(value: float | None) -> str:
     return "n/a" if value is None or value < 0 else f"{value / 2**30:.3f} GiB"
 
@@ -172,23 +193,56 @@ def table_rows(
     for name in names:
         paper = PAPER.get(name, ("-",) * 5)
         if gpu is None:
-            gpu_time, gpu_mem = "no GPU", "no GPU"
+            gpu_time, gpu_mem = results_io.NOT_MEASURED, results_io.NOT_MEASURED
         elif "error" in gpu[name]:
             gpu_time, gpu_mem = f"failed: {gpu[name]['error']}", "-"
         else:
             gpu_time, gpu_mem = fmt_s(gpu[name]["seconds"]), _gib(gpu[name]["peak_bytes"])
         cells = [
             name, f"{params[name]:,}", paper[0], f"{macs[name]:.2f}", paper[1],
-            fmt_s(float(cpu[name]["seconds"])), paper[4],
+            _cpu_time(cpu[name]["seconds"]), paper[4],
             _gib(cpu[name]["buffer_bytes"]),
             gpu_time, paper[3], gpu_mem, paper[2],
         ]  # fmt: skip
         rows.append("| " + " | ".join(cells) + " |")
-    for label, paper in PAPER_ONLY.items():
-        cells = [f"{label}, not in the zoo", "-", paper[0], "-", paper[1], "-", paper[4], "-",
-                 "-", paper[3], "-", paper[2]]  # fmt: skip
-        rows.append("| " + " | ".join(cells) + " |")
     return rows
+
+
+def result_rows(
+    names: list[str],
+    params: dict[str, int],
+    macs: dict[str, float],
+    cpu: dict[str, dict[str, float | None]],
+    gpu: dict[str, Any] | None,
+) -> list[list[Any]]:
+    """The table as plain JSON rows (`RESULT_COLUMNS`), for `results_io.write_results`."""
+    rows = []
+    for name, (gpu_ms, gpu_gib) in zip(names, gpu_rows(names, gpu), strict=True):
+        paper = PAPER.get(name, ("-",) * 5)
+        buffers, seconds = cpu[name]["buffer_bytes"], cpu[name]["seconds"]
+        rows.append([
+            name, params[name], paper[0], round(macs[name], 2), paper[1],
+            results_io.NOT_MEASURED if seconds is None else round(float(seconds), 3), paper[4],
+            "n/a" if buffers is None else round(buffers / 2**30, 3),
+            gpu_ms, paper[3], gpu_gib, paper[2],
+        ])  # fmt: skip
+    return rows
+
+
+def gpu_rows(names: list[str], gpu: dict[str, Any] | None) -> list[tuple[Any, Any]]:
+    """(GPU ms per frame, peak GPU GiB) per model from `gpu_results` (None: no GPU, both
+    "not measured yet"; a failed model: its error and "-"). For GPU checks."""
+    out: list[tuple[Any, Any]] = []
+    for name in names:
+        if gpu is None:
+            out.append((results_io.NOT_MEASURED, results_io.NOT_MEASURED))
+        elif "error" in gpu[name]:
+            out.append((f"failed: {gpu[name]['error']}", "-"))
+        else:
+            peak = gpu[name]["peak_bytes"]
+            gib = round(peak / 2**30, 3) if peak >= 0 else "n/a"
+            out.append((round(gpu[name]["seconds"] * 1e3, 2), gib))
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -198,6 +252,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="timed CPU runs per model (>= 1)")
     parser.add_argument("--models", default="", help="comma-separated names (default: all)")
     parser.add_argument("--smoke", action="store_true", help="256x256, 1 repeat (for CI)")
+    parser.add_argument(
+        "--cpu-gmacs-limit", type=float, default=None,
+        help="do not CPU-time models above this many GMACs (default: time all)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-record", action="store_true", help="do not write benchmarks/results/table1.json"
+    )
     parser.add_argument("--gpu-worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.repeats < 1:
@@ -225,14 +286,19 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.perf_counter()
     params = {n: count_params(models.build({"name": n}, abstract=True)) for n in names}
     macs = {n: model_gmacs(n, size) for n in names}
-    cpu = cpu_results(names, size, repeats)
+    limit = args.cpu_gmacs_limit
+    timed = [n for n in names if limit is None or macs[n] <= limit]
+    cpu = cpu_results(timed, size, repeats) if timed else {}
+    cpu |= {n: {"seconds": None, "buffer_bytes": None} for n in names if n not in timed}
     backend = jax.default_backend()
     gpu = gpu_results(names, size, repeats) if backend in ("gpu", "cuda", "rocm") else None
     load_after = os.getloadavg()
     gpu_kind = jax.devices()[0].device_kind if gpu is not None else "none"
     print(
         f"Table 1 of the zoo: input 1x{size[0]}x{size[1]}x1 (random mosaic), float32, "
-        f"{repeats} timed CPU run(s) per model after a warm-up" + (" (smoke)" if args.smoke else "")
+        f"{repeats} timed CPU run(s) per model after a warm-up"
+        + (" (smoke)" if args.smoke else "")
+        + (f"; not CPU-timed above {limit:g} GMACs" if limit is not None else "")
     )
     print(
         f"machine: {cpu_model()}, {available_cores()} cores, jax {jax.__version__}; GPU: "
@@ -242,6 +308,13 @@ def main(argv: list[str] | None = None) -> int:
     print()
     for row in table_rows(size, names, params, macs, cpu, gpu):
         print(row)
+    if not (args.smoke or args.no_record):
+        notes = f"{RESULT_NOTES} Frame {size[0]}x{size[1]}, {repeats} timed CPU run(s) per model"
+        notes += f", none above {limit:g} GMACs." if limit is not None else "."
+        path = results_io.write_results(
+            "table1", RESULT_COLUMNS, result_rows(names, params, macs, cpu, gpu), notes=notes
+        )
+        print(f"\nrecorded {path}")
     sys.stdout.flush()
     return 0
 

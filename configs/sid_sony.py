@@ -44,8 +44,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.crop_size = 512
     c.amplification = "gt"  # "gt": exposure ratio; "estimated": jaxdark.estimate_amplification
     c.m = 5.0  # brightness m of the estimated factor (training and evaluation; reference: 5)
-    c.hflip_prob = 0.5
-    c.vflip_prob = 0.2
+    c.hflip_prob = 50 / 101  # the authors' script: randint(0, 100) > 50
+    c.vflip_prob = 20 / 101  # ... and randint(0, 100) < 20 (notes/table1.md)
     c.worker_count = 8  # grain worker processes per host (0: read in the training process)
     c.worker_buffer_size = 2
     c.read_threads = 4
@@ -74,11 +74,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # model's defaults (a size the chosen model does not take must stay None)
     c.model = ml_collections.ConfigDict(
         {
-            "name": "lamba2021",  # the published network; "sid_unet": SID's U-Net
-            "features": config_dict.placeholder(int),  # lamba2021: 64
+            "name": "lamba2021",  # the published network; also sid_unet, did, sgn, llpacknet
+            "features": config_dict.placeholder(int),  # lamba2021: 64; did: 64
             "growth": config_dict.placeholder(int),  # lamba2021: 32
             "dense_layers": config_dict.placeholder(tuple),  # lamba2021: (4, 5, 5)
             "widths": config_dict.placeholder(tuple),  # sid_unet: (32, 64, 128, 256, 512)
+            "blocks": config_dict.placeholder(int),  # did: 32
+            "start_channels": config_dict.placeholder(int),  # sgn: 32
+            "main_blocks": config_dict.placeholder(int),  # sgn: 2
         }
     )
     c.init_weights = ""  # optional .pth, converted checkpoint or training run to start from

@@ -59,8 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--model",
         default=None,
         metavar="NAME",
-        help="the network the weights must hold (a jaxdark.models name, e.g. lamba2021, "
-        "sid_unet); default: whatever they record",
+        help="the network the weights must hold (a jaxdark.models name: lamba2021, "
+        "sid_unet, did, sgn, llpacknet); default: whatever they record",
     )
     parser.add_argument(
         "--m",

@@ -57,7 +57,7 @@ def source_sha256(path: str | Path | None) -> str | None:
     from jaxdark.weights.load import run_directory
 
     path = Path(path)
-    if run_directory(path) is not None:
+    if run_directory(path) is not None:  # a training run: trained here, no source file
         return None
     if path.is_dir():
         return read_converted_metadata(path).get("source_sha256")

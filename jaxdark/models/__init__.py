@@ -16,18 +16,24 @@ and the example of examples/new_variant.py):
 Registered here: ``lamba2021`` (the default; Lamba & Mitra, CVPR 2021,
 `jaxdark.models.lamba2021.DarkRestorationNet`, restoring through its folded fast path
 `jaxdark.models.lamba2021_folded`) and ``sid_unet`` (Chen et al., CVPR 2018,
-`jaxdark.models.sid_unet.SIDUNet`). Add one with ``@jaxdark.models.register("name")``;
-see examples/new_variant.py.
+`jaxdark.models.sid_unet.SIDUNet`), and the other networks of the paper's Table 1, each
+written from the layer table of its PyTorch reference with that reference's exact
+parameter count: ``did`` (Maharjan et al., ICME 2019, `jaxdark.models.did.DID`), ``sgn``
+(Gu et al., ICCV 2019, `jaxdark.models.sgn.SGN`) and ``llpacknet`` (Lamba et al., BMVC
+2020, `jaxdark.models.llpacknet.LLPackNet`). Add one with
+``@jaxdark.models.register("name")``; see examples/new_variant.py.
 
 Modules: `registry` (names, records), `contract` (input checks), `layers` and `ops`
-(building blocks), `precision` (compute dtypes), `apply` (inference functions), and one
-module per network.
+(building blocks), `torch_init` (PyTorch's default initialisation), `precision` (compute
+dtypes), `apply` (inference functions), and one module per network.
 """
 
 from jaxdark.models.apply import inference_apply
 from jaxdark.models.contract import check_input
+from jaxdark.models.did import DID
 from jaxdark.models.lamba2021 import DarkRestorationNet, count_params, create_model
 from jaxdark.models.lamba2021_folded import apply_folded, fold_params
+from jaxdark.models.llpacknet import LLPackNet
 from jaxdark.models.registry import (
     DEFAULT_MODEL,
     build,
@@ -41,11 +47,15 @@ from jaxdark.models.registry import (
     spec_of,
     split_spec,
 )
+from jaxdark.models.sgn import SGN
 from jaxdark.models.sid_unet import SIDUNet
 
 __all__ = [
     "DEFAULT_MODEL",
+    "DID",
     "DarkRestorationNet",
+    "LLPackNet",
+    "SGN",
     "SIDUNet",
     "apply_folded",
     "build",

@@ -32,7 +32,23 @@ def test_rows_put_the_papers_figures_beside_ours():
     assert lamba["GPU time"] == "10.0 ms" and lamba["paper GPU (ms)"] == "30.37"
     assert lamba["GPU peak memory"] == "1.000 GiB" and lamba["paper GPU memory (GB)"] == "1.16"
     assert body[1]["paper GMACs"] == "-" and body[1]["GPU time"] == "failed: out of memory"
-    assert any(r["model"].startswith("LLPackNet") for r in body[2:])
+    assert len(body) == 2  # every network of the paper's Table 1 is in the zoo: no extra rows
+    assert table1.PAPER["llpacknet"][1] == "83.46" and set(table1.PAPER) >= {"did", "sgn"}
+
+
+def test_recorded_rows_are_plain_values():
+    cpu = {"did": {"seconds": 120.5, "buffer_bytes": 3 * 2**30}}
+    rows = table1.result_rows(["did"], {"did": 2_570_691}, {"did": 7700.123}, cpu, None)
+    record = dict(zip(table1.RESULT_COLUMNS, rows[0], strict=True))
+    assert record["params"] == 2_570_691 and record["GMACs"] == 7700.12
+    assert record["CPU time (s)"] == 120.5 and record["XLA CPU buffers (GiB)"] == 3.0
+    assert record["paper CPU (s)"] == "110.29"
+    assert record["GPU time (ms)"] == record["GPU peak memory (GiB)"] == "not measured yet"
+    cpu = {"did": {"seconds": None, "buffer_bytes": None}}  # above --cpu-gmacs-limit
+    rows = table1.result_rows(["did"], {"did": 1}, {"did": 1.0}, cpu, None)
+    assert rows[0][table1.RESULT_COLUMNS.index("CPU time (s)")] == "not measured yet"
+    gpu = {"did": {"seconds": 0.5, "peak_bytes": 2**31}}
+    assert table1.gpu_rows(["did"], gpu) == [(500.0, 2.0)]
 
 
 def test_unknown_model_is_a_usage_error(capsys):
@@ -50,10 +66,18 @@ def test_smoke_run_prints_one_row_per_registered_model(capsys):
     rows = {c[0]: dict(zip(header, c, strict=True)) for c in map(_cells, lines[1:])}
     for name in models.names():
         assert name in rows, out
-        assert rows[name]["GPU time"] == "no GPU"
+        assert rows[name]["GPU time"] == "not measured yet"
         assert rows[name]["XLA CPU buffers"].endswith("GiB")
     assert rows["sid_unet"]["params"] == "7,760,748"
     assert rows["lamba2021"]["params"] == "784,768"
+    assert rows["did"]["params"] == "2,570,691" and rows["sgn"]["params"] == "3,604,963"
+    assert rows["llpacknet"]["params"] == "1,170,640"
     # SID's U-Net does ~9.5x the arithmetic of lamba2021 (562.06 vs 59.8 in the paper)
     ratio = float(rows["sid_unet"]["GMACs (256x256)"]) / float(rows["lamba2021"]["GMACs (256x256)"])
     assert 7.0 < ratio < 12.0
+    # LLPackNet: 83.46 GMACs in the paper, 1.4x lamba2021's
+    ratio = float(rows["llpacknet"]["GMACs (256x256)"]) / float(
+        rows["lamba2021"]["GMACs (256x256)"]
+    )
+    assert 1.2 < ratio < 1.6
+    assert "recorded" not in out  # a smoke run never overwrites the recorded table

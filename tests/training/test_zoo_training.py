@@ -79,3 +79,56 @@ def test_sid_unet_trains_resumes_evaluates_and_restores(tmp_path, capsys):
                  "--out-dir", str(tmp_path / "o2")]) == 2  # fmt: skip
     assert "hold a sid_unet network, not lamba2021" in capsys.readouterr().err
     assert json.loads((work / "config.json").read_text())["model"]["name"] == "sid_unet"
+
+
+# small versions of the Table 1 networks (llpacknet has no sizes)
+TABLE1_SMALL = {
+    "did": {"blocks": 2, "features": 16},
+    "sgn": {"start_channels": 8, "main_blocks": 0},
+    "llpacknet": {},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(TABLE1_SMALL))
+def test_table1_network_trains_restores_and_exports(tmp_path, capsys, name):
+    """did, sgn, llpacknet: two training steps, `jaxdark restore --model NAME` on the run,
+    StableHLO export equal to the model, and ONNX refused in one line naming StableHLO."""
+    import jax
+    import jax.numpy as jnp
+
+    from jaxdark.cli import main
+    from jaxdark.export import ExportError, export
+    from jaxdark.training.loop import train_and_evaluate
+    from jaxdark.weights.load import load_model, read_model_spec
+
+    c = _config(tmp_path, 2)
+    c.model.name, c.model.widths = name, None
+    for key, value in TABLE1_SMALL[name].items():
+        c.model[key] = value
+    work = tmp_path / "run"
+    result = train_and_evaluate(c, work)
+    assert result["step"] == 2 and np.isfinite(result["metrics"]["loss"])
+    assert read_model_spec(work / "checkpoints") == {"name": name, **TABLE1_SMALL[name]}
+
+    root = make_sid_tree(
+        tmp_path / "SID", height=64, width=96,
+        scenes=(FixtureScene(10001, "test", 10.0, (0.1,)),),
+    )  # fmt: skip
+    dng = root / "Sony" / "short" / "10001_00_0.1s.ARW"
+    out = tmp_path / "restored"
+    assert main(["restore", str(dng), "--weights", str(work), "--model", name,
+                 "--out-dir", str(out)]) == 0  # fmt: skip
+    assert (out / "10001_00_0.1s.png").stat().st_size > 0
+
+    model = load_model(work)
+    hlo = export(work, tmp_path / "m.stablehlo", format="stablehlo", batch=1)  # the run
+    assert hlo.metadata["source_sha256"] is None
+    x = jnp.asarray(np.random.default_rng(0).random((1, 64, 96, 1), np.float32) * 2)
+    exported = jax.export.deserialize(hlo.path.read_bytes())
+    np.testing.assert_allclose(
+        np.asarray(exported.call(x)), np.asarray(jax.jit(lambda v: model(v))(x)), atol=1e-5
+    )
+    with pytest.raises(ExportError, match="use format 'stablehlo'") as info:
+        export(model, tmp_path / "m.onnx", format="onnx")
+    assert "\n" not in str(info.value)
