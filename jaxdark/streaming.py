@@ -100,10 +100,12 @@ def restore_stream(
       batch: frames per device call; consecutive frames of one shape, dtype and Bayer
         phase are stacked (a shorter run is restored frame by frame).
       out: ``"uint8"`` (default), ``"uint16"`` or ``"float32"``.
-      m, amplification: as `jaxdark.Restorer.restore`.
+      m: brightness of the estimated amplification, as `jaxdark.Restorer.restore`.
+      amplification: a fixed factor instead of the estimate, as `jaxdark.Restorer.restore`.
       pattern: Bayer layout of bare mosaics (files and frames carry their own).
-      read_workers, read_ahead_frames: threads reading files, and how many loaded
-        frames may wait (default ``in_flight * batch + read_workers``).
+      read_workers: threads reading files.
+      read_ahead_frames: how many loaded frames may wait (default
+        ``in_flight * batch + read_workers``).
 
     Yields:
       One `jaxdark.imaging.device_frame.Restoration` per frame, in input order; its

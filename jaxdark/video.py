@@ -107,7 +107,9 @@ class VideoRestorer:
     Args:
       restorer: a `jaxdark.Restorer` (its network, parameters and input multiple).
       m: brightness of the estimate (5, as the reference trained).
-      alpha, jump: the smoothing constants (module docstring).
+      alpha: weight of the newest estimate in the log-domain moving average (module
+        docstring).
+      jump: an estimate this many times above or below the running value resets it.
     """
 
     def __init__(self, restorer: Any, m: float = 5.0, alpha: float = ALPHA, jump: float = JUMP):
