@@ -58,6 +58,17 @@ def load_average() -> str:
         return "n/a"
 
 
+def invocation() -> str:
+    """How this process was started, as a user would type it (``python -m MODULE ...`` for
+    a module run with ``-m``, never a machine-specific path)."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name:
+        module = spec.name.removesuffix(".__main__")
+        return shlex.join(["python", "-m", module, *sys.argv[1:]])
+    return "python " + shlex.join(sys.argv)
+
+
 def write_results(
     name: str,
     columns: Sequence[str],
@@ -74,7 +85,7 @@ def write_results(
         "benchmark": name,
         "date": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine_description(),
-        "command": command or "python " + shlex.join(sys.argv),
+        "command": command or invocation(),
         "load_average": load_average(),
         "columns": list(columns),
         "rows": [list(r) for r in rows],

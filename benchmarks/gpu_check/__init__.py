@@ -41,7 +41,7 @@ Sections (one module each, under benchmarks/gpu_check/):
 Adding a section: write a module here with ``run(check, entry)`` (record rows with
 ``check.row(entry, quantity, value, notes)``, skip what does not fit with
 ``check.skip(entry, what, seconds)``) and add one `Section` line to `SECTIONS` in
-``__main__.py``. A benchmark script that already has a ``gpu_rows(...)`` function
+``harness.py``. A benchmark script that already has a ``gpu_rows(...)`` function
 returning ``(quantity, value, notes)`` rows becomes a section with one line,
 ``rows_section("name", "benchmarks.script", budgets)``: the harness imports the module when
 the section runs and passes ``gpu_rows`` the arguments it names among ``smoke`` (bool),

@@ -186,21 +186,22 @@ def run(args: argparse.Namespace) -> int:
 
     if not 1.0 <= args.ratio <= MAX_AMPLIFICATION:
         raise ValueError(f"--ratio must be in [1, {MAX_AMPLIFICATION:g}], got {args.ratio:g}")
-    if getattr(args, "video", False):
-        from jaxdark.cli.demo_video import run_video
-
-        return run_video(args, *load_photo(args.photo, args.crop), DEMO_GAINS)
     if args.seed < 0:
         raise ValueError(f"--seed must be >= 0, got {args.seed}")
     if args.m is not None:
         check_m(args.m)
     out_dir = Path(args.out_dir)
+    video = getattr(args, "video", False)
+    if video:
+        from jaxdark.cli.demo_video import run_video, video_outputs
     refuse_input_as_output(  # the photo or the weights must never be overwritten
-        [out_dir / name for name in OUTPUTS],
+        video_outputs(args) if video else [out_dir / name for name in OUTPUTS],
         [photo_source(args.photo)[0], args.weights],
         "choose another --out-dir",
     )
     photo, what = load_photo(args.photo, args.crop, args.max_pixels, args.max_side)
+    if video:
+        return run_video(args, photo, what, DEMO_GAINS)
     start = time.perf_counter()
     restorer = Restorer(args.weights)  # bad weights fail before anything is written
     loaded = f"loaded {args.weights} in {time.perf_counter() - start:.2f}s"

@@ -22,6 +22,9 @@ import numpy as np
 
 DEFAULT_FRAMES = 48
 PAN_STEP = 2
+CLIP_DIR = "dark_clip"  # the clip's DNGs, under --out-dir
+FRAME_NAME = "frame_{:05d}.dng"
+VIDEO_NAME = "restored.mp4"
 
 
 def add_video_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,6 +38,13 @@ def add_video_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--frames", type=int, default=DEFAULT_FRAMES, help="frames of the --video clip (48)"
     )
+
+
+def video_outputs(args: argparse.Namespace) -> list[Path]:
+    """Every file ``jaxdark demo --video`` writes under ``--out-dir``."""
+    out_dir = Path(args.out_dir)
+    clip = [out_dir / CLIP_DIR / FRAME_NAME.format(i) for i in range(max(args.frames, 0))]
+    return [*clip, out_dir / VIDEO_NAME]
 
 
 def run_video(
@@ -61,13 +71,13 @@ def run_video(
         )
     restorer = Restorer(args.weights)
     out_dir = Path(args.out_dir)
-    frames_dir = out_dir / "dark_clip"
+    frames_dir = out_dir / CLIP_DIR
     frames_dir.mkdir(parents=True, exist_ok=True)
     spec = ClipSpec((h, w), args.frames, PAN_STEP, args.ratio, args.seed)
     frames = []
     for i, counts in enumerate(dark_clip(photo, spec, gains)):
         write_dng(
-            frames_dir / f"frame_{i:05d}.dng",
+            frames_dir / FRAME_NAME.format(i),
             counts,
             pattern="RGGB",
             black_levels=SID_BLACK_LEVEL,
@@ -89,10 +99,10 @@ def run_video(
         f"fresh sensor noise each frame; DNGs in {frames_dir}"
     )
     start = time.perf_counter()
-    stats = restore_video(restorer, frames, out_dir / "restored.mp4", m=args.m or 5.0)
+    stats = restore_video(restorer, frames, out_dir / VIDEO_NAME, m=args.m or 5.0)
     a = stats.amplifications
     print(
-        f"restored {stats.frames} frames into {out_dir / 'restored.mp4'} in "
+        f"restored {stats.frames} frames into {out_dir / VIDEO_NAME} in "
         f"{time.perf_counter() - start:.2f}s: {stats.steady_fps:.2f} frames/s after the first "
         f"({stats.first_seconds:.2f}s, compiling); amplification x{min(a):.4g}..x{max(a):.4g}"
     )
