@@ -57,3 +57,11 @@ def test_demo_video_writes_frames_and_prints_the_rate(weights, tmp_path, capsys)
     assert "frames/s after the first" in out
     assert len(list((tmp_path / "d" / "dark_clip").glob("*.dng"))) == 4
     assert _count_frames(tmp_path / "d" / "restored.mp4") == 4
+
+
+def test_demo_video_honours_the_photo_limits(weights, tmp_path, capsys):
+    args = ["demo", "--video", "--weights", str(weights), "--out-dir", str(tmp_path / "d")]
+    assert main([*args, "--frames", "4", "--max-pixels", "1000"]) == 2
+    err = capsys.readouterr().err
+    assert "over the limit of 1,000" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "d").exists()
