@@ -35,6 +35,7 @@ def main() -> None:
     tx = optax.sgd(1.0)
     result = {}
     for name in ARGS.rest:
+        models.registry.import_model(name)  # names typed by the test, e.g. the example's
         model = models.create(name, seed=0)
         _, params0 = split_model(model)
         setup = setup_training(model, tx, mesh)
