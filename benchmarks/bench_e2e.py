@@ -176,8 +176,11 @@ def stream_rows(restorer, shape, frames, bare) -> list[list[Any]]:
     return rows
 
 
-def cli_rows(restorer, weights_dir: Path, shape, files: int, jobs: int) -> list[list[Any]]:
-    """Each stage of ``jaxdark restore`` alone, then the whole command, in files/s."""
+def cli_rows(
+    restorer, weights_dir: Path, shape, files: int, jobs: int, io_nice: int | None = None
+) -> list[list[Any]]:
+    """Each stage of ``jaxdark restore`` alone, then the whole command (``--io-nice
+    io_nice`` when given), in files/s."""
     from concurrent.futures import ThreadPoolExecutor
 
     from jaxdark.cli import main
@@ -211,6 +214,7 @@ def cli_rows(restorer, weights_dir: Path, shape, files: int, jobs: int) -> list[
         # the whole command, its Restorer the warm one above (compilation left out; loading
         # the weights is in)
         args = ["restore", "--weights", str(weights_dir), "--jobs", str(jobs)]
+        args += [] if io_nice is None else ["--io-nice", str(io_nice)]
         whole_dir = Path(tmp) / "whole"
         with (
             open(os.devnull, "w") as devnull,

@@ -17,11 +17,20 @@ copied back and handed out, frames i+1 ... i+k are uploaded and computed. With
 Memory is bounded: at most ``in_flight`` calls (of ``batch`` frames) wait on the device
 and ``read_ahead`` frames wait in host memory. Results come out in input order. A file
 that cannot be read raises its one-line `jaxdark.errors.RawFileError` at its turn.
+
+Worker priority: when the network runs on the CPU, reading, encoding and writing threads
+compete with XLA's threads for the same cores, and a convolution split over every core
+waits for its slowest part, so one busy worker slows the network by more than the core it
+takes. Workers therefore run at a lower priority: `io_nice` adds 10 to their niceness on
+a CPU backend (0 on an accelerator; Linux only), so they fill the network's idle moments
+instead (measured in docs/performance.md).
 """
 
 from __future__ import annotations
 
 import os
+import sys
+import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -34,15 +43,50 @@ from jaxdark.imaging.raw import RawCounts, RawFrame, read_raw_counts
 
 FrameInput = str | os.PathLike | np.ndarray | RawCounts | RawFrame
 
+CPU_IO_NICE = 10  # workers' niceness above the network's when both share the CPU
+
+
+def io_nice(nice: int | None = None) -> int:
+    """The niceness to add to I/O worker threads: ``nice`` if given (0 to 19), else
+    `CPU_IO_NICE` when JAX computes on the CPU and 0 on an accelerator."""
+    if nice is None:
+        import jax
+
+        return CPU_IO_NICE if jax.default_backend() == "cpu" else 0
+    if not 0 <= nice <= 19:
+        raise ValueError(f"niceness must be in [0, 19], got {nice}")
+    return nice
+
+
+def lower_thread_priority(nice: int) -> None:
+    """Add ``nice`` to the calling thread's niceness (Linux, where niceness is per thread;
+    elsewhere, or for 0, nothing). Threads it starts later inherit it."""
+    if nice <= 0 or not sys.platform.startswith("linux"):
+        return
+    tid = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+    except OSError:  # not permitted here: the thread keeps its priority
+        pass
+
+
+def worker_pool(workers: int, name: str, nice: int | None = None) -> ThreadPoolExecutor:
+    """A pool of ``workers`` threads named ``name``, each at `io_nice` (``nice``)."""
+    nice = io_nice(nice)
+    return ThreadPoolExecutor(
+        workers, thread_name_prefix=name, initializer=lower_thread_priority, initargs=(nice,)
+    )
+
 
 def read_ahead(
-    items: Iterable[Any], read: Any, workers: int = 2, ahead: int = 4
+    items: Iterable[Any], read: Any, workers: int = 2, ahead: int = 4, nice: int | None = None
 ) -> Iterator[tuple[Any, Future]]:
     """``(item, future of read(item))`` in input order, with at most ``ahead`` reads
-    submitted to a pool of ``workers`` threads ahead of the consumer."""
+    submitted to a pool of ``workers`` threads ahead of the consumer, each thread at
+    `io_nice` (``nice``)."""
     if workers < 1 or ahead < 1:
         raise ValueError(f"workers and ahead must be >= 1, got {workers} and {ahead}")
-    with ThreadPoolExecutor(workers, thread_name_prefix="jaxdark-read") as pool:
+    with worker_pool(workers, "jaxdark-read", nice) as pool:
         window: deque[tuple[Any, Future]] = deque()
         for item in items:
             window.append((item, pool.submit(read, item)))
@@ -90,6 +134,7 @@ def restore_stream(
     pattern: str = "RGGB",
     read_workers: int = 2,
     read_ahead_frames: int | None = None,
+    read_nice: int | None = None,
 ) -> Iterator[Restoration]:
     """Restore ``frames`` in order with ``in_flight`` device calls outstanding.
 
@@ -106,6 +151,7 @@ def restore_stream(
       read_workers: threads reading files.
       read_ahead_frames: how many loaded frames may wait (default
         ``in_flight * batch + read_workers``).
+      read_nice: niceness added to the reading threads (default `io_nice`).
 
     Yields:
       One `jaxdark.imaging.device_frame.Restoration` per frame, in input order; its
@@ -126,7 +172,7 @@ def restore_stream(
                 pending.append(restorer.submit(**g, **common))
         group.clear()
 
-    for _, future in read_ahead(frames, _load, read_workers, ahead):
+    for _, future in read_ahead(frames, _load, read_workers, ahead, read_nice):
         args = frame_arguments(future.result(), pattern)
         if group and _key(group[0]) != _key(args):
             flush()

@@ -26,7 +26,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,6 +117,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="threads reading RAW files and threads encoding/writing images (default 2); "
         "the device restores one file while others are read and written",
     )
+    add_io_nice_argument(parser)
     parser.add_argument(
         "--dtype",
         choices=("float32", "bfloat16"),
@@ -124,6 +125,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="float32 (default) or bfloat16 multiplies (meant for GPUs and TPUs; "
         "accumulation and output stay float32)",
     )
+
+
+def add_io_nice_argument(parser: argparse.ArgumentParser) -> None:
+    """``--io-nice N``: the niceness added to reading and encoding threads."""
+    parser.add_argument(
+        "--io-nice",
+        type=int,
+        default=None,
+        metavar="N",
+        help="niceness added to the reading and encoding threads, 0 to 19 (default 10 when "
+        "the network runs on the CPU, so they use its idle time instead of slowing it; "
+        "0 on a GPU/TPU; Linux only)",
+    )
+
+
+def check_io_nice(nice: int | None) -> None:
+    """One line for an ``--io-nice`` outside 0..19."""
+    if nice is not None and not 0 <= nice <= 19:
+        raise ValueError(f"--io-nice must be in [0, 19], got {nice}")
 
 
 # --------------------------------------------------------------------------- inputs
@@ -392,6 +412,7 @@ def _validate(args: argparse.Namespace) -> list[float]:
         raise ValueError("give --m or --amplification, not both")
     if args.jobs < 1:
         raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
+    check_io_nice(args.io_nice)
     if args.overwrite and args.skip_existing:
         raise ValueError("give --overwrite or --skip-existing, not both")
     if args.amplification is not None:
@@ -433,9 +454,10 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from jaxdark.restorer import Restorer
-    from jaxdark.streaming import read_ahead
+    from jaxdark.streaming import io_nice, read_ahead, worker_pool
 
     ms = _validate(args)
+    nice = io_nice(args.io_nice)
     paths, problems = find_inputs(args.inputs, args.recursive)
     out_dir = Path(args.out_dir)
     check_writable_dir(out_dir, "--out-dir")
@@ -490,9 +512,9 @@ def run(args: argparse.Namespace) -> int:
     # read (pool) -> device (this thread, asynchronous) -> wait, encode, write (pool),
     # joined by bounded windows; reports are printed in input order
     jobs = args.jobs
-    with ThreadPoolExecutor(jobs, thread_name_prefix="jaxdark-write") as writers:
+    with worker_pool(jobs, "jaxdark-write", nice) as writers:
         window: deque[tuple[Path, Future | None]] = deque()
-        for (path, targets), future in read_ahead(todo, read, workers=jobs, ahead=jobs + 1):
+        for (path, targets), future in read_ahead(todo, read, jobs, jobs + 1, nice):
             job = future.result()
             if job.skipped:
                 window.append((path, None))

@@ -1,7 +1,7 @@
 """``jaxdark video``: a sequence of dark RAW frames restored into an H.264 MP4.
 
     jaxdark video SRC... --weights PATH --out OUT.mp4 [--fps F] [--m M] [--crf Q]
-                  [--jobs N] [--in-flight K] [--overwrite]
+                  [--jobs N] [--in-flight K] [--io-nice N] [--overwrite]
 
 SRC is a folder of RAW frames (CinemaDNG or any files LibRaw reads, taken in name
 order) or the frame files themselves, in the order given. The amplification is the
@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+from jaxdark.cli.restore import add_io_nice_argument, check_io_nice
 from jaxdark.errors import printable_path
 
 
@@ -47,6 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--dtype", choices=("float32", "bfloat16"), default="float32", help="as 'jaxdark restore'"
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    add_io_nice_argument(parser)
 
 
 def _check(args: argparse.Namespace, paths: list[Path]) -> Path:
@@ -62,6 +64,7 @@ def _check(args: argparse.Namespace, paths: list[Path]) -> Path:
         raise ValueError(f"--crf must be in [0, 51], got {args.crf}")
     if args.jobs < 1 or args.in_flight < 1:
         raise ValueError("--jobs and --in-flight must be >= 1")
+    check_io_nice(args.io_nice)
     out = Path(args.out)
     check_writable_dir(out.parent, "--out")
     if out.is_dir():
@@ -78,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     from jaxdark.cli.restore import find_inputs, load_weights
     from jaxdark.imaging.raw import read_raw_counts
     from jaxdark.restorer import Restorer
-    from jaxdark.streaming import read_ahead
+    from jaxdark.streaming import io_nice, read_ahead
     from jaxdark.video import restore_video
 
     paths, problems = find_inputs(args.inputs)
@@ -87,10 +90,11 @@ def run(args: argparse.Namespace) -> int:
     for line in problems:
         print(f"FAILED {line}", file=sys.stderr)
     restorer = Restorer(load_weights(args.weights, args.model), dtype=args.dtype)
+    nice = io_nice(args.io_nice)
     first_shape: list[tuple[int, int]] = []
 
     def frames():
-        for path, future in read_ahead(paths, read_raw_counts, args.jobs, args.jobs + 1):
+        for path, future in read_ahead(paths, read_raw_counts, args.jobs, args.jobs + 1, nice):
             try:
                 raw = future.result()
             except Exception as e:  # noqa: BLE001 - a bad frame is reported and left out
@@ -112,7 +116,14 @@ def run(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     stats = restore_video(
-        restorer, frames(), out, fps=args.fps, m=args.m, in_flight=args.in_flight, crf=args.crf
+        restorer,
+        frames(),
+        out,
+        fps=args.fps,
+        m=args.m,
+        in_flight=args.in_flight,
+        crf=args.crf,
+        nice=nice,
     )
     a = stats.amplifications
     print(
