@@ -1,12 +1,14 @@
 """jaxdark.streaming: order, equality with one-by-one restoration, batching, bounds."""
 
+import sys
+
 import numpy as np
 import pytest
 
 from jaxdark.imaging.dng import write_dng
 from jaxdark.imaging.raw import read_raw_counts
 from jaxdark.restorer import Restorer
-from jaxdark.streaming import read_ahead, restore_stream
+from jaxdark.streaming import CPU_IO_NICE, io_nice, read_ahead, restore_stream, worker_pool
 from tests.support.tiny_model import TINY, numpy_model
 
 
@@ -87,3 +89,23 @@ def test_a_bad_file_raises_its_one_line_error(restorer, tmp_path):
 
     with pytest.raises(RawFileError, match="bad.dng"):
         list(restore_stream(restorer, [bad]))
+
+
+def _niceness() -> int:
+    import os
+    import threading
+
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread niceness is Linux's")
+def test_workers_run_at_a_lower_priority_and_the_caller_keeps_its_own():
+    base = _niceness()
+    reads = [f.result() for _, f in read_ahead(range(3), lambda _: _niceness(), 2, 2, nice=5)]
+    assert reads == [min(19, base + 5)] * 3
+    with worker_pool(1, "t", nice=0) as pool:
+        assert pool.submit(_niceness).result() == base
+    assert _niceness() == base  # the consumer's thread is untouched
+    assert io_nice() == CPU_IO_NICE  # these tests run JAX on the CPU
+    with pytest.raises(ValueError, match=r"niceness must be in \[0, 19\], got 20"):
+        io_nice(20)

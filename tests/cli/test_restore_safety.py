@@ -90,6 +90,7 @@ def test_existing_outputs_are_kept_unless_asked(weights, tmp_path, capsys):
         (["--m", "inf"], "m must be a number"),
         (["--tile-overlap", "33"], "tile_overlap must be an integer multiple of 32"),
         (["--overwrite", "--skip-existing"], "not both"),
+        (["--io-nice", "20"], "--io-nice must be in [0, 19], got 20"),
     ],
 )
 def test_bad_values_are_one_line(weights, tmp_path, capsys, args, fragment):
