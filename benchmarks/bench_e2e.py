@@ -300,19 +300,26 @@ def gpu_rows(model, *, on_gpu: bool | None = None, smoke_size=(64, 96)) -> list[
     return rows
 
 
-def rewrite_rows(model, shape: tuple[int, int], repeats: int) -> list[list[Any]]:
-    """The bare network (float32) with each choice of the fast path's rewrites
-    (`jaxdark.models.lamba2021_folded.REWRITES`): all, none, and all but one."""
+def rewrite_rows(
+    model, shape: tuple[int, int], repeats: int, dtypes=("float32", "bfloat16")
+) -> list[list[Any]]:
+    """The bare network with each choice of the fast path's rewrites
+    (`jaxdark.models.lamba2021_folded.REWRITES`: all, none, and all but one) in each of
+    ``dtypes`` (the kernels' dtype): the measurement `DEFAULT_REWRITES` is chosen from."""
+    import jax.numpy as jnp
+
     from jaxdark.models.lamba2021_folded import REWRITES, apply_folded, fold_params
     from jaxdark.restorer import Restorer
 
     choices = [REWRITES, ()] + [tuple(r for r in REWRITES if r != off) for off in REWRITES]
     rows = []
-    for choice in choices:
-        r = Restorer(None, apply_fn=apply_folded, params=fold_params(model, rewrites=choice))
-        seconds = bare_network_seconds(r, shape, repeats)
-        rows.append([f"4K network, rewrites: {'+'.join(choice) or 'none'}", "fastest wins",
-                     f"{seconds * 1e3:.2f} ms"])  # fmt: skip
+    for dtype in dtypes:
+        for choice in choices:
+            params = fold_params(model, jnp.dtype(dtype), rewrites=choice)
+            r = Restorer(None, apply_fn=apply_folded, params=params)
+            seconds = bare_network_seconds(r, shape, repeats)
+            rows.append([f"4K network {dtype}, rewrites: {'+'.join(choice) or 'none'}",
+                         "fastest wins", f"{seconds * 1e3:.2f} ms"])  # fmt: skip
     return rows
 
 

@@ -30,13 +30,17 @@ Sections (one module each, under benchmarks/gpu_check/):
   (`make_train_step(..., compute_dtype=...)`) against our PyTorch reference step
   (`benchmarks.common.torch_train_step`) on the same device in the same run, plus the
   reference under ``torch.autocast(bfloat16)``.
-* ``memory`` (`memory`): peak device memory of one restore in a fresh process per
-  configuration.
+* ``memory`` (`memory`): peak device memory of one restore per configuration, in two fresh
+  processes: one compiling (autotuning included), one loading the executable from the
+  compilation cache (the restore alone).
 * ``sony`` (`restore`): the full Sony frame (2848x4256), the three configurations at batch 1.
 * ``amplifier`` (`amplifier`): `estimate_amplification` on a 12.1 MP frame, against the
   NumPy reference (`convert_weights.reference_amplifier`).
 * ``bf16_error`` (`bf16_error`): bfloat16 vs float32 outputs on the demo scene and random
   inputs (`benchmarks.bf16_error`).
+* ``concurrency`` (`concurrency`): the 4K network in float32 and bfloat16 under XLA
+  command-buffer scheduling settings that may run the scale branches at once, each in a
+  fresh process, and a `jax.profiler` trace (DIR/profile).
 
 Adding a section: write a module here with ``run(check, entry)`` (record rows with
 ``check.row(entry, quantity, value, notes)``, skip what does not fit with

@@ -53,8 +53,8 @@ PROFILES = {
         repeats=20, parity=((2, 512, 512), (1, *SIZES["4k"])), demo=(512, 768), amp=AMP_SIZE,
         train_batch=8, train_crop=512, train_steps=10, train_net=None,
         memory_probes=(
-            ("bf16", "restore", 1), ("fp32-default", "restore", 1),
-            ("fp32-highest", "restore", 1), ("bf16", "sony", 1), ("fp32-default", "sony", 1),
+            ("bf16", "sony", 1), ("fp32-default", "sony", 1), ("fp32-highest", "sony", 1),
+            ("bf16", "restore", 1),
         ),
         budget_s=420.0,
     ),

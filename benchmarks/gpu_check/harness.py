@@ -23,7 +23,16 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import REPO_ROOT, find_weights
-from benchmarks.gpu_check import amplifier, bf16_error, env, memory, parity, restore, train
+from benchmarks.gpu_check import (
+    amplifier,
+    bf16_error,
+    concurrency,
+    env,
+    memory,
+    parity,
+    restore,
+    train,
+)
 from benchmarks.gpu_check.check import JSON_NAME, MD_NAME, PROFILES, Check, first_line
 from benchmarks.gpu_check.measure import enable_compilation_cache
 
@@ -88,10 +97,11 @@ SECTIONS: list[Section] = [
     Section("parity", parity.run, budgets(45, 300, 120)),
     Section("restore_4k", restore.run_4k, budgets(130, 600, 300)),
     Section("train", train.run, budgets(140, 600, 300)),
-    Section("memory", memory.run, budgets(60, 300, 120)),
+    Section("memory", memory.run, budgets(100, 300, 120)),
     Section("sony", restore.run_sony, budgets(30, 300, 120)),
     Section("amplifier", amplifier.run, budgets(15, 60, 60)),
     Section("bf16_error", bf16_error.run, budgets(20, 300, 120)),
+    Section("concurrency", concurrency.run, budgets(110, 300, 180)),
     rows_section("e2e", "benchmarks.bench_e2e", budgets(100, 300, 300), "gpu_check_rows"),
     rows_section("pipeline", "benchmarks.bench_pipeline", budgets(200, 600, 600), "gpu_check_rows"),
 ]

@@ -30,7 +30,7 @@ def _recorder(directory):
 def test_gpu_rows_run_off_a_gpu_and_say_not_measured():
     model = bench_e2e.load_network(None, smoke=True)
     rows = bench_e2e.gpu_rows(model, on_gpu=False)
-    assert len(rows) == 12  # 5 speed rows, 5 rewrite choices, 2 memory rows
+    assert len(rows) == 17  # 5 speed rows, 5 rewrite choices in 2 dtypes, 2 memory rows
     assert all(r[2] == NOT_MEASURED for r in rows)
     assert any("bfloat16" in r[0] and "memory" in r[0] for r in rows)
 

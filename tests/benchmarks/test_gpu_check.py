@@ -50,8 +50,12 @@ def test_smoke_run_writes_every_section(tmp_path, official_weights):
     assert {"jaxdark bfloat16", "PyTorch reference fp32"} <= set(runs)
     assert all(run["step_s"] > 0 for run in runs.values())
     assert sections["train"]["speedup_vs_torch_fp32"]["jaxdark bfloat16"] > 0
-    (probe,) = sections["memory"]["probes"]
-    assert probe["xla_temp_bytes"] > 0
+    cold, warm = sections["memory"]["probes"]  # compiled in the process, then cached
+    assert (cold["phase"], cold["cache_hits"], warm["phase"]) == ("cold", 0, "warm")
+    assert warm["cache_hits"] >= 1 and warm["xla_temp_bytes"] > 0
+    settings = [p["setting"] for p in sections["concurrency"]["probes"]]
+    assert settings[0] == "default" and len(settings) == 4
+    assert all(p["ms"]["bfloat16"] > 0 for p in sections["concurrency"]["probes"] if "ms" in p)
     assert sections["amplifier"]["rel_diff"] < 1e-5
     assert len(sections["bf16_error"]["rows_bf16"]) == 6
     md = (out / MD_NAME).read_text()
