@@ -21,7 +21,7 @@ that cannot be read raises its one-line `jaxdark.errors.RawFileError` at its tur
 Worker priority: when the network runs on the CPU, reading, encoding and writing threads
 compete with XLA's threads for the same cores, and a convolution split over every core
 waits for its slowest part, so one busy worker slows the network by more than the core it
-takes. Workers therefore run at a lower priority: `io_nice` adds 10 to their niceness on
+takes. Workers therefore run at a lower priority: `io_nice` adds 19 to their niceness on
 a CPU backend (0 on an accelerator; Linux only), so they fill the network's idle moments
 instead (measured in docs/performance.md).
 """
@@ -43,7 +43,7 @@ from jaxdark.imaging.raw import RawCounts, RawFrame, read_raw_counts
 
 FrameInput = str | os.PathLike | np.ndarray | RawCounts | RawFrame
 
-CPU_IO_NICE = 10  # workers' niceness above the network's when both share the CPU
+CPU_IO_NICE = 19  # workers' niceness above the network's when both share the CPU
 
 
 def io_nice(nice: int | None = None) -> int:

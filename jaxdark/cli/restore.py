@@ -134,7 +134,7 @@ def add_io_nice_argument(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="niceness added to the reading and encoding threads, 0 to 19 (default 10 when "
+        help="niceness added to the reading and encoding threads, 0 to 19 (default 19 when "
         "the network runs on the CPU, so they use its idle time instead of slowing it; "
         "0 on a GPU/TPU; Linux only)",
     )
