@@ -37,6 +37,10 @@ def test_folder_of_dngs_becomes_an_mp4(weights, tmp_path, capsys):
     # an existing output is kept unless asked
     assert main(["video", str(src), "--weights", str(weights), "--out", str(out)]) == 2
     assert "exists" in capsys.readouterr().err
+    args = ["video", str(src), "--weights", str(weights), "--out", str(tmp_path / "b.mp4")]
+    assert main([*args, "--io-nice", "-1"]) == 2
+    assert "--io-nice must be in [0, 19], got -1" in capsys.readouterr().err
+    assert main([*args, "--io-nice", "0"]) == 0 and _count_frames(tmp_path / "b.mp4") == 5
 
 
 def test_bad_and_odd_sized_frames_are_left_out_and_reported(weights, tmp_path, capsys):
