@@ -2,7 +2,7 @@
 
     python -m benchmarks.bench_e2e [--smoke] [--weights PATH] [--size HxW] [--files N]
                                    [--frames N] [--video-frames N] [--repeats R] [--jobs N]
-                                   [--no-record]
+                                   [--io-nice N] [--no-record]
 
 Rows (median of ``--repeats`` after a warm-up; seconds and rates on this machine):
 
@@ -244,7 +244,7 @@ def cli_rows(
     ]
 
 
-def video_rows(restorer, shape, frames, bare) -> list[list[Any]]:
+def video_rows(restorer, shape, frames, bare, io_nice: int | None = None) -> list[list[Any]]:
     from jaxdark.imaging.raw import RawCounts
     from jaxdark.video import restore_video
 
@@ -252,7 +252,7 @@ def video_rows(restorer, shape, frames, bare) -> list[list[Any]]:
             for i in range(frames)]  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="bench_e2e_video_") as tmp:
         restore_video(restorer, raws[:2], Path(tmp) / "warm.mp4")  # compile
-        stats = restore_video(restorer, raws, Path(tmp) / "clip.mp4")
+        stats = restore_video(restorer, raws, Path(tmp) / "clip.mp4", nice=io_nice)
     fps = stats.steady_fps
     return [
         [
@@ -349,6 +349,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--repeats", type=int, default=None, help="timed calls per row (3)")
     parser.add_argument("--jobs", type=int, default=2, help="CLI reader/writer threads (2)")
+    parser.add_argument(
+        "--io-nice", type=int, default=None, help="workers' niceness (default: jaxdark's)"
+    )
     parser.add_argument("--no-record", action="store_true", help="do not write results JSON")
     args = parser.parse_args(argv)
     command = "python -m benchmarks.bench_e2e " + shlex.join(sys.argv[1:] if argv is None else argv)
@@ -377,8 +380,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench_e2e_w_") as wdir:
         save_converted(model, Path(wdir) / "ckpt")
         cli_restorer = Restorer(model)
-        rows += cli_rows(cli_restorer, Path(wdir) / "ckpt", cli_size, files, args.jobs)
-    rows += video_rows(restorer, size, args.video_frames or frames, bare)
+        rows += cli_rows(
+            cli_restorer, Path(wdir) / "ckpt", cli_size, files, args.jobs, args.io_nice
+        )
+    rows += video_rows(restorer, size, args.video_frames or frames, bare, args.io_nice)
     for r in rows:
         ratio = f"{r[4]:.3f}" if isinstance(r[4], float) else r[4]
         print(f"{r[0]:<58} {r[1]:>10} {r[2]:>10.4g} {r[3]:<9} {ratio}", flush=True)
@@ -397,10 +402,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def gpu_check_rows(model) -> list[tuple[str, str, str]]:
     """`gpu_rows` as the GPU check's (quantity, value, notes) rows; notes give the target."""
     return [(name, value, f"target {target}") for name, target, value in gpu_rows(model)]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -64,6 +64,7 @@ from jaxdark.imaging.raw import (
     to_rggb,
 )
 from jaxdark.models.precision import resolve_dtype
+from jaxdark.streaming import frame_arguments
 
 ApplyFn = Callable[[Any, jax.Array], jax.Array]
 
@@ -401,17 +402,8 @@ class Restorer:
     ) -> Restoration:
         """Restore a `jaxdark.imaging.raw.RawFrame` or `jaxdark.imaging.raw.RawCounts`
         (its own Bayer phase and levels; counts are normalised on the device)."""
-        if isinstance(frame, RawCounts):
-            return self.restore_counts(
-                frame.counts,
-                frame.black_levels,
-                frame.white_level,
-                amplification,
-                m,
-                frame.pattern,
-                out=out,
-            )
-        return self.restore_mosaic(frame.mosaic, amplification, m, frame.pattern, out=out)
+        args = frame_arguments(frame)
+        return self.submit(amplification=amplification, m=m, out=out, **args).result()
 
     def restore_file(
         self,

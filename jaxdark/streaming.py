@@ -46,15 +46,16 @@ FrameInput = str | os.PathLike | np.ndarray | RawCounts | RawFrame
 CPU_IO_NICE = 19  # workers' niceness above the network's when both share the CPU
 
 
-def io_nice(nice: int | None = None) -> int:
-    """The niceness to add to I/O worker threads: ``nice`` if given (0 to 19), else
-    `CPU_IO_NICE` when JAX computes on the CPU and 0 on an accelerator."""
+def io_nice(nice: int | None = None, what: str = "niceness") -> int:
+    """The niceness to add to I/O worker threads: ``nice`` if given (0 to 19, else a
+    one-line ValueError naming it as ``what``), else `CPU_IO_NICE` when JAX computes on
+    the CPU and 0 on an accelerator."""
     if nice is None:
         import jax
 
         return CPU_IO_NICE if jax.default_backend() == "cpu" else 0
     if not 0 <= nice <= 19:
-        raise ValueError(f"niceness must be in [0, 19], got {nice}")
+        raise ValueError(f"{what} must be in [0, 19], got {nice}")
     return nice
 
 

@@ -252,7 +252,6 @@ class Mp4Writer:
     def _encode(self, image: np.ndarray) -> None:
         av = self._av
         if image.ndim == 2:  # I420 planes
-            h, w = image.shape[0] * 2 // 3, image.shape[1]
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="yuv420p")
         else:
             h, w = image.shape[0] // 2 * 2, image.shape[1] // 2 * 2
@@ -262,7 +261,7 @@ class Mp4Writer:
             from fractions import Fraction
 
             s = self._container.add_stream("libx264", rate=Fraction(self._fps).limit_denominator())
-            s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+            s.width, s.height, s.pix_fmt = frame.width, frame.height, "yuv420p"
             s.options = {"crf": str(self._crf), "preset": self._preset}
             cc = s.codec_context  # tell players the matrix, range, primaries and curve
             cc.colorspace, cc.color_range, cc.color_primaries, cc.color_trc = BT709_TAGS

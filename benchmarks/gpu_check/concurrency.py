@@ -22,14 +22,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from benchmarks.common import REPO_ROOT
 from benchmarks.gpu_check.check import Check
+from benchmarks.gpu_check.measure import run_probe
 
 SETTINGS = (
     ("default", ""),
@@ -74,30 +72,15 @@ def run(check: Check, entry: dict) -> None:
 def _probe_process(
     check: Check, flags: str, shape: tuple[int, int], repeats: int, trace: Path | None
 ) -> dict:
-    env = dict(os.environ, XLA_PYTHON_CLIENT_PREALLOCATE="false")
-    env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {flags}".strip()
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(REPO_ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-    )
+    """`probe` in a fresh process under ``flags``; ``{"error": ...}`` if it failed."""
     h, w = shape
-    cmd = [sys.executable, "-m", "benchmarks.gpu_check.concurrency", "--probe",
-           f"{h}x{w}", "--repeats", str(repeats)]  # fmt: skip
-    if trace is not None:
-        cmd += ["--trace", str(trace)]
-    t = time.perf_counter()
+    args = ["--probe", f"{h}x{w}", "--repeats", str(repeats)]
+    args += [] if trace is None else ["--trace", str(trace)]
     try:
-        p = subprocess.run(
-            cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True,
-            timeout=max(5.0, check.left()),
-        )  # fmt: skip
-    except subprocess.TimeoutExpired:
-        return {"error": "timed out"}
-    if p.returncode != 0:
-        tail = (p.stderr or p.stdout).strip().splitlines()[-1:] or ["no output"]
-        return {"error": f"exit {p.returncode}: {tail[0][:200]}"}
-    r = json.loads(p.stdout.strip().splitlines()[-1])
-    r["wall_s"] = time.perf_counter() - t
-    return r
+        r = run_probe(check, "benchmarks.gpu_check.concurrency", args, {"XLA_FLAGS": flags})
+    except RuntimeError as e:
+        return {"error": str(e)}
+    return {"error": "timed out"} if r is None else r
 
 
 def probe(shape: tuple[int, int], repeats: int, trace: str | None) -> dict:

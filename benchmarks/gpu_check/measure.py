@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
+import subprocess
+import sys
 import time
 from typing import Any
 
 import numpy as np
 
-from benchmarks.common import median, xla_buffers, xla_total_bytes
+from benchmarks.common import REPO_ROOT, median, xla_buffers, xla_total_bytes
 from benchmarks.gpu_check.check import Check
 
 CONFIGS = ("fp32-highest", "fp32-default", "bf16")  # restore configurations (fast path)
@@ -52,6 +55,35 @@ def model_runner():
 def random_frames(batch: int, h: int, w: int, seed: int = 0) -> np.ndarray:
     """(B, H, W, 1) uniform [0, 1) mosaics (speed does not depend on the content)."""
     return np.random.default_rng(seed).random((batch, h, w, 1), dtype=np.float32)
+
+
+def run_probe(
+    check: Check, module: str, args: list[str], env: dict[str, str] | None = None
+) -> dict | None:
+    """``python -m module args...`` in a fresh process (this repository importable, no
+    preallocation, ``env`` added; an ``XLA_FLAGS`` there is appended to ours) within the
+    run's time left: the JSON of its last stdout line, plus ``wall_s``. None if it timed
+    out; RuntimeError with the exit status and last line if it failed."""
+    full = dict(os.environ, XLA_PYTHON_CLIENT_PREALLOCATE="false")
+    full["PYTHONPATH"] = os.pathsep.join(
+        [str(REPO_ROOT)] + [p for p in full.get("PYTHONPATH", "").split(os.pathsep) if p]
+    )
+    for k, v in (env or {}).items():
+        full[k] = f"{full.get(k, '')} {v}".strip() if k == "XLA_FLAGS" else v
+    t = time.perf_counter()
+    try:
+        p = subprocess.run(
+            [sys.executable, "-m", module, *args], cwd=REPO_ROOT, env=full,
+            capture_output=True, text=True, timeout=max(5.0, check.left()),
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return None
+    if p.returncode != 0:
+        tail = (p.stderr or p.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise RuntimeError(f"exit {p.returncode}: {tail[0][:200]}")
+    r = json.loads(p.stdout.strip().splitlines()[-1])
+    r["wall_s"] = time.perf_counter() - t
+    return r
 
 
 def enable_compilation_cache(path: str | os.PathLike | None) -> None:

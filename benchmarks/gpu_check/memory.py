@@ -15,21 +15,20 @@ executable from the cache and does not autotune, gives the memory a restore need
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from benchmarks.common import REPO_ROOT, xla_buffers, xla_total_bytes
+from benchmarks.common import xla_buffers, xla_total_bytes
 from benchmarks.gpu_check.check import Check
 from benchmarks.gpu_check.measure import (
     device_memory,
     enable_compilation_cache,
     mib,
     random_frames,
+    run_probe,
 )
 
 
@@ -73,28 +72,14 @@ def run(check: Check, entry: dict) -> None:
 def _probe_process(check: Check, config: str, shape: tuple[int, int, int], cache: Path):
     """One probe in a fresh process (`probe`), its JSON result; None if it timed out."""
     b, h, w = shape
-    env = dict(os.environ, XLA_PYTHON_CLIENT_PREALLOCATE="false")
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(REPO_ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-    )
-    env["JAX_COMPILATION_CACHE_DIR"] = str(cache)
-    params = str(check.folded_file(config))
-    cmd = [sys.executable, "-m", "benchmarks.gpu_check", "--memory-probe", config,
-           "--probe-shape", f"{b}x{h}x{w}", "--probe-params", params]  # fmt: skip
-    t = time.perf_counter()
+    args = ["--memory-probe", config, "--probe-shape", f"{b}x{h}x{w}",
+            "--probe-params", str(check.folded_file(config))]  # fmt: skip
     try:
-        p = subprocess.run(
-            cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True,
-            timeout=max(5.0, check.left()),
-        )  # fmt: skip
-    except subprocess.TimeoutExpired:
-        return None
-    if p.returncode != 0:
-        tail = (p.stderr or p.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise RuntimeError(f"memory probe {config} {b}x{h}x{w} failed: {tail[0]}")
-    r = json.loads(p.stdout.strip().splitlines()[-1])
-    r["wall_s"] = time.perf_counter() - t
-    return r
+        return run_probe(
+            check, "benchmarks.gpu_check", args, {"JAX_COMPILATION_CACHE_DIR": str(cache)}
+        )
+    except RuntimeError as e:
+        raise RuntimeError(f"memory probe {config} {b}x{h}x{w} failed: {e}") from None
 
 
 def probe(config: str, b: int, h: int, w: int, params: Path) -> dict:

@@ -140,12 +140,6 @@ def add_io_nice_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def check_io_nice(nice: int | None) -> None:
-    """One line for an ``--io-nice`` outside 0..19."""
-    if nice is not None and not 0 <= nice <= 19:
-        raise ValueError(f"--io-nice must be in [0, 19], got {nice}")
-
-
 # --------------------------------------------------------------------------- inputs
 
 
@@ -407,12 +401,13 @@ def restore_one(
 def _validate(args: argparse.Namespace) -> list[float]:
     from jaxdark.imaging.amplifier import check_m
     from jaxdark.restorer import check_amplification
+    from jaxdark.streaming import io_nice
 
     if args.amplification is not None and args.m is not None:
         raise ValueError("give --m or --amplification, not both")
     if args.jobs < 1:
         raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
-    check_io_nice(args.io_nice)
+    args.io_nice = io_nice(args.io_nice, "--io-nice")  # resolved once, for every stage
     if args.overwrite and args.skip_existing:
         raise ValueError("give --overwrite or --skip-existing, not both")
     if args.amplification is not None:
@@ -454,10 +449,10 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from jaxdark.restorer import Restorer
-    from jaxdark.streaming import io_nice, read_ahead, worker_pool
+    from jaxdark.streaming import read_ahead, worker_pool
 
     ms = _validate(args)
-    nice = io_nice(args.io_nice)
+    nice = args.io_nice
     paths, problems = find_inputs(args.inputs, args.recursive)
     out_dir = Path(args.out_dir)
     check_writable_dir(out_dir, "--out-dir")

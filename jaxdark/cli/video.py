@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from jaxdark.cli.restore import add_io_nice_argument, check_io_nice
+from jaxdark.cli.restore import add_io_nice_argument
 from jaxdark.errors import printable_path
 
 
@@ -55,6 +55,7 @@ def _check(args: argparse.Namespace, paths: list[Path]) -> Path:
     from jaxdark.extras import require_extra
     from jaxdark.fileio import check_writable_dir
     from jaxdark.imaging.amplifier import check_m
+    from jaxdark.streaming import io_nice
 
     require_extra("video", "jaxdark video")
     check_m(args.m)
@@ -64,7 +65,7 @@ def _check(args: argparse.Namespace, paths: list[Path]) -> Path:
         raise ValueError(f"--crf must be in [0, 51], got {args.crf}")
     if args.jobs < 1 or args.in_flight < 1:
         raise ValueError("--jobs and --in-flight must be >= 1")
-    check_io_nice(args.io_nice)
+    args.io_nice = io_nice(args.io_nice, "--io-nice")  # resolved once, for every stage
     out = Path(args.out)
     check_writable_dir(out.parent, "--out")
     if out.is_dir():
@@ -81,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     from jaxdark.cli.restore import find_inputs, load_weights
     from jaxdark.imaging.raw import read_raw_counts
     from jaxdark.restorer import Restorer
-    from jaxdark.streaming import io_nice, read_ahead
+    from jaxdark.streaming import read_ahead
     from jaxdark.video import restore_video
 
     paths, problems = find_inputs(args.inputs)
@@ -90,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     for line in problems:
         print(f"FAILED {line}", file=sys.stderr)
     restorer = Restorer(load_weights(args.weights, args.model), dtype=args.dtype)
-    nice = io_nice(args.io_nice)
+    nice = args.io_nice
     first_shape: list[tuple[int, int]] = []
 
     def frames():
